@@ -1,0 +1,32 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both create and reuse .venv.
+#
+# torch: TORCH_SPEC pins the release the project is tested with. On CPU machines (CI) pip takes
+# the CPU build of 2.13.0; on a GPU machine, install the CUDA build of torch 2.13 into .venv
+# first (or set TORCH_SPEC) and the install step below keeps it (any 2.13.x satisfies it).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.attn_deploy-installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup test demo plugins clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch, sys; sys.exit(not torch.__version__.startswith('2.13.'))" 2>/dev/null \
+		|| $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
+
+demo: setup
+	$(VENV)/bin/attn-deploy report --out reports
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,56 @@
+"""The ONNX reference evaluator (``onnx.reference``): slow, pure numpy, an independent check.
+
+It runs models with attn_deploy's custom nodes through their model-local functions, so it
+proves the function bodies, not our kernels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from attn_deploy.backends.base import Runner, TensorMeta
+
+
+def metadata_from_proto(proto: onnx.ModelProto) -> dict[str, TensorMeta]:
+    """Graph inputs (initializers excluded) as TensorMeta."""
+    inits = {i.name for i in proto.graph.initializer}
+    metas = {}
+    for v in proto.graph.input:
+        if v.name in inits:
+            continue
+        t = v.type.tensor_type
+        shape = tuple(d.dim_param if d.HasField("dim_param") else
+                      (d.dim_value if d.HasField("dim_value") else None) for d in t.shape.dim)
+        metas[v.name] = TensorMeta(v.name, onnx.helper.tensor_dtype_to_np_dtype(t.elem_type),
+                                   shape)
+    return metas
+
+
+class OnnxReferenceRunner(Runner):
+    def __init__(self, path: str | Path):
+        super().__init__()
+        self.path = Path(path)
+        self.name = "onnx-reference"
+        self.evaluator = None
+        self._metas = None
+
+    def _activate(self) -> None:
+        from onnx.reference import ReferenceEvaluator
+        proto = onnx.load(str(self.path))
+        self._metas = metadata_from_proto(proto)
+        self._outputs = [o.name for o in proto.graph.output]
+        self.evaluator = ReferenceEvaluator(proto)
+
+    def _deactivate(self) -> None:
+        self.evaluator = None
+
+    def input_metadata(self) -> dict[str, TensorMeta]:
+        if self._metas is None:
+            self._metas = metadata_from_proto(onnx.load(str(self.path), load_external_data=False))
+        return self._metas
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self.evaluator.run(None, feed)
+        return {n: np.asarray(o) for n, o in zip(self._outputs, outs)}

@@ -1,0 +1,72 @@
+"""ONNX Runtime runner: CPU, and the CUDA and TensorRT execution providers when installed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from attn_deploy.backends.base import Runner, TensorMeta
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
+    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+}
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs an ONNX file with one execution provider (falling back to CPU for unsupported
+    nodes, as ONNX Runtime does). ``threads`` sets intra-op threads (0 = ORT's default)."""
+
+    def __init__(self, path: str | Path, provider: str = "cpu", threads: int = 0,
+                 provider_options: dict | None = None):
+        super().__init__()
+        self.path, self.provider, self.threads = Path(path), provider, threads
+        self.provider_options = provider_options or {}
+        self.name = f"ort-{provider}"
+        self.session = None
+
+    def availability(self) -> tuple[bool, str]:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            return False, f"onnxruntime not installed ({exc})"
+        want = PROVIDERS.get(self.provider)
+        if want is None:
+            return False, f"unknown provider {self.provider!r}; valid: {list(PROVIDERS)}"
+        if want not in ort.get_available_providers():
+            return False, (f"{want} not in this onnxruntime build "
+                           f"(available: {ort.get_available_providers()})")
+        return True, ""
+
+    def _activate(self) -> None:
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        providers = [(PROVIDERS[self.provider], self.provider_options)]
+        if self.provider != "cpu":
+            providers.append(("CPUExecutionProvider", {}))
+        self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+
+    def _deactivate(self) -> None:
+        self.session = None
+
+    def input_metadata(self) -> dict[str, TensorMeta]:
+        if self.session is None:
+            import onnx
+            from attn_deploy.backends.onnx_reference_runner import metadata_from_proto
+            return metadata_from_proto(onnx.load(str(self.path), load_external_data=False))
+        return {i.name: TensorMeta(i.name, np.dtype(_ORT_TYPES.get(i.type, np.float32)),
+                                   tuple(i.shape)) for i in self.session.get_inputs()}
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [o.name for o in self.session.get_outputs()]
+        return dict(zip(names, self.session.run(names, feed)))

@@ -1,0 +1,76 @@
+"""``report``: export every block, validate it on every runtime present, time ORT against
+eager, and write ``reports/compat.md`` and ``compat.json`` (what ``make demo`` runs)."""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+
+from attn_deploy.cli.block_commands import progress
+
+
+def _latency(key: str, model, path) -> dict[str, float]:
+    from attn_deploy.backends import OnnxRuntimeRunner, TorchRunner
+    from attn_deploy.harness.latency import measure
+    from attn_deploy.modules.registry import example_inputs, spec
+
+    s = spec(key, **model.attn_deploy_config["kwargs"])
+    feed = {n: t.numpy() for n, t in zip(s.inputs, example_inputs(key, seed=7))}
+    runners = [TorchRunner(model, {n: (s.dtype(n), t) for n, t in s.inputs.items()}, s.outputs),
+               OnnxRuntimeRunner(path)]
+    out = {}
+    for r in runners:
+        with r:
+            out[r.name] = measure(r, feed, warmup=3, repeats=30, min_seconds=0.2).median_ms
+    return out
+
+
+def trt_check_cell(path) -> str:
+    """The static TensorRT check's verdict for a file, or why it did not run."""
+    try:
+        from attn_deploy.tensorrt.compat import check_model
+    except ImportError:
+        return "not run"
+    result = check_model(path)
+    return "pass" if result else f"fail: {len(result.failures())} node(s)"
+
+
+def cmd_report(args) -> int:
+    import torch
+
+    from attn_deploy.harness.report import row, write_report
+    from attn_deploy.harness.validate import validate_block
+    from attn_deploy.modules.registry import create, list_modules, spec
+
+    keys = args.keys or list_modules()
+    workdir = args.workdir or tempfile.mkdtemp(prefix="attn_deploy_report_")
+    rows, start = [], time.perf_counter()
+    for i, key in enumerate(keys, 1):
+        print(f"[{i}/{len(keys)}] {key}", file=sys.stderr, flush=True)
+        torch.manual_seed(0)
+        model = create(key)
+        v = validate_block(key, runtimes=args.runtimes, workdir=workdir, model=model,
+                           progress=progress)
+        lat = _latency(key, model, v.onnx_path) if (v.export_ok and not args.no_latency) else {}
+        s = spec(key)
+        rows.append(row(v, family=s.family, export_path=s.export_path,
+                        trt_check=trt_check_cell(v.onnx_path) if v.export_ok else "-",
+                        latency=lat))
+    md, js = write_report(rows, args.out)
+    passed = sum(r["passed"] for r in rows)
+    print(f"{passed}/{len(rows)} blocks pass; wrote {md} and {js} "
+          f"in {time.perf_counter() - start:.0f} s")
+    return 0 if (passed == len(rows) or not args.strict) else 1
+
+
+def add_commands(sub) -> None:
+    from attn_deploy.backends import RUNTIMES
+
+    p = sub.add_parser("report", help="validate every block and write reports/compat.md")
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--keys", nargs="+", help="only these blocks")
+    p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, metavar="RUNTIME")
+    p.add_argument("--workdir", help="where exported files go (default: a temp folder)")
+    p.add_argument("--no-latency", action="store_true", help="skip the latency columns")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any block fails")
+    p.set_defaults(func=cmd_report)

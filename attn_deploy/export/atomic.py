@@ -1,0 +1,42 @@
+"""Write files so that a reader or a crash never sees half of one: temp file, fsync, rename."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from attn_deploy.errors import AttnDeployError
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; an existing file is replaced only on success."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise AttnDeployError(f"cannot write {str(path)!r}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with _ignore_missing():
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise AttnDeployError(f"cannot write {str(path)!r}: {exc.strerror}") from exc
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class _ignore_missing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, ev, tb):
+        return et is not None and issubclass(et, FileNotFoundError)

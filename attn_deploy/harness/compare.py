@@ -1,0 +1,134 @@
+"""Numerical parity between a runner's outputs and the reference's (after Polygraphy's
+comparator): per output the max absolute error, the relative L2 error and the worst element,
+judged against a tolerance per precision. Results are truthy when they pass.
+
+The pass rule is the relative L2 error ``||out - ref|| / ||ref|| <= rtol``, which does not
+blow up on the near-zero elements that make element-wise relative errors meaningless. A NaN
+or Inf where the reference is finite always fails, as does any shape mismatch. Integer and
+boolean outputs must match exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from attn_deploy.errors import AttnDeployError
+
+# fp32: rounding differences between kernels reach ~1e-6 relative on reductions over a few
+# thousand terms; 1e-5 leaves a margin of ten. fp16 has a 2^-11 ulp (4.9e-4); accumulated over
+# the blocks' reductions ~1e-3 is typical, so 1e-2 separates rounding from real bugs.
+TOLERANCES: dict[str, float] = {"fp32": 1e-5, "fp16": 1e-2}
+# Below this norm the reference is treated as zero and the max abs error is judged instead.
+_ZERO_NORM = 1e-30
+
+
+@dataclass
+class OutputComparison:
+    name: str
+    passed: bool
+    rel_l2: float = float("nan")
+    max_abs: float = float("nan")
+    worst_index: tuple = ()
+    worst_value: float = float("nan")
+    worst_reference: float = float("nan")
+    tolerance: float = float("nan")
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        if self.reason:
+            return f"{self.name}: {verdict} ({self.reason})"
+        return (f"{self.name}: {verdict} rel_l2={self.rel_l2:.2e} (tol {self.tolerance:.0e}) "
+                f"max_abs={self.max_abs:.2e} worst at {self.worst_index}: "
+                f"{self.worst_value:.6g} vs {self.worst_reference:.6g}")
+
+
+@dataclass
+class Comparison:
+    outputs: list[OutputComparison] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.outputs) and all(self.outputs)
+
+    @property
+    def rel_l2(self) -> float:
+        """The worst relative L2 error over the outputs."""
+        vals = [o.rel_l2 for o in self.outputs]
+        return float("inf") if any(np.isnan(vals)) else max(vals, default=float("nan"))
+
+    @property
+    def max_abs(self) -> float:
+        return max((o.max_abs for o in self.outputs), default=float("nan"))
+
+    def failures(self) -> list[OutputComparison]:
+        return [o for o in self.outputs if not o]
+
+    def __str__(self) -> str:
+        return "\n".join(str(o) for o in self.outputs)
+
+
+def tolerance(precision: str, rtol: float | None = None) -> float:
+    if rtol is not None:
+        return float(rtol)
+    try:
+        return TOLERANCES[precision]
+    except KeyError:
+        raise AttnDeployError(f"precision: expected one of {list(TOLERANCES)}, "
+                              f"got {precision!r}") from None
+
+
+def compare_arrays(name: str, out: np.ndarray, ref: np.ndarray, tol: float) -> OutputComparison:
+    out, ref = np.asarray(out), np.asarray(ref)
+    if out.shape != ref.shape:
+        return OutputComparison(name, False, tolerance=tol,
+                                reason=f"shape {out.shape} != reference {ref.shape}")
+    if not np.issubdtype(ref.dtype, np.floating):
+        bad = np.argwhere(out != ref)
+        return OutputComparison(name, not len(bad), 0.0 if not len(bad) else 1.0,
+                                0.0 if not len(bad) else float("nan"),
+                                tuple(bad[0]) if len(bad) else (), tolerance=0.0,
+                                reason="" if not len(bad) else f"{len(bad)} elements differ")
+    o64, r64 = out.astype(np.float64), ref.astype(np.float64)
+    o_fin, r_fin = np.isfinite(o64), np.isfinite(r64)
+    if (~o_fin & r_fin).any():
+        idx = tuple(int(i) for i in np.argwhere(~o_fin & r_fin)[0])
+        return OutputComparison(name, False, float("nan"), float("nan"), idx,
+                                float(o64[idx]), float(r64[idx]), tol,
+                                reason=f"non-finite output {o64[idx]} at {idx} where the "
+                                       f"reference is {r64[idx]:.6g}")
+    if (~r_fin).any() and not np.array_equal(o64[~r_fin], r64[~r_fin], equal_nan=True):
+        return OutputComparison(name, False, tolerance=tol,
+                                reason="non-finite values differ from the reference's")
+    diff = np.where(r_fin, np.abs(o64 - r64), 0.0)
+    if diff.size == 0:
+        return OutputComparison(name, True, 0.0, 0.0, (), tolerance=tol)
+    flat = int(np.argmax(diff))
+    idx = tuple(int(i) for i in np.unravel_index(flat, diff.shape))
+    ref_norm = float(np.linalg.norm(np.where(r_fin, r64, 0.0)))
+    err_norm = float(np.linalg.norm(diff))
+    max_abs = float(diff.max())
+    if ref_norm < _ZERO_NORM:
+        rel = 0.0 if err_norm < _ZERO_NORM else float("inf")
+    else:
+        rel = err_norm / ref_norm
+    return OutputComparison(name, rel <= tol, rel, max_abs, idx, float(o64[idx]),
+                            float(r64[idx]), tol)
+
+
+def compare(outputs: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray],
+            precision: str = "fp32", rtol: float | None = None) -> Comparison:
+    """Compare every reference output with the runner's output of the same name."""
+    tol = tolerance(precision, rtol)
+    result = Comparison()
+    for name, ref in reference.items():
+        if name not in outputs:
+            result.outputs.append(OutputComparison(name, False, tolerance=tol,
+                                                   reason=f"missing; got {list(outputs)}"))
+            continue
+        result.outputs.append(compare_arrays(name, outputs[name], ref, tol))
+    return result

@@ -1,0 +1,212 @@
+"""Validation: export a block once, run the file on every runtime present at two or more
+shapes from the same file, and compare each against PyTorch eager fp32.
+
+A runtime that is not installed is recorded as ``unavailable`` with the reason, never as a pass
+or a failure. Each shape gets fresh random inputs (a different seed per shape).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import onnx
+import torch
+
+from attn_deploy.backends import ONNX_RUNTIMES, RUNTIMES, TorchRunner, availability, onnx_runner
+from attn_deploy.errors import AttnDeployError
+from attn_deploy.harness.compare import Comparison, compare
+from attn_deploy.harness.shapes import format_shapes
+
+DEFAULT_RUNTIMES = ("ort-cpu", "ort-cuda", "ort-tensorrt", "onnx-reference", "tensorrt")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """One runtime at one shape."""
+
+    runtime: str
+    shapes: str
+    status: str  # pass | fail | error | unavailable
+    comparison: Comparison | None = None
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+
+@dataclass
+class Validation:
+    """Everything known about one block or file after validation."""
+
+    name: str
+    onnx_path: str | None = None
+    export_ok: bool = False
+    export_error: str = ""
+    export_seconds: float = 0.0
+    node_count: int = 0
+    custom_nodes: list[str] = field(default_factory=list)
+    results: list[RunResult] = field(default_factory=list)
+
+    def for_runtime(self, runtime: str) -> list[RunResult]:
+        return [r for r in self.results if r.runtime == runtime]
+
+    def runtime_status(self, runtime: str, dynamic_only: bool = False) -> str:
+        """pass / fail / error / unavailable / not run for one runtime (optionally only the
+        shapes after the first, i.e. the dynamic-shape check)."""
+        rs = self.for_runtime(runtime)
+        if dynamic_only:
+            rs = [r for r in rs if r.status == "unavailable"] or rs[1:]
+        if not rs:
+            return "not run"
+        for status in ("unavailable", "error", "fail"):
+            if any(r.status == status for r in rs):
+                return status
+        return "pass"
+
+    @property
+    def passed(self) -> bool:
+        """Exported, and every available runtime passed at every shape."""
+        ran = [r for r in self.results if r.status != "unavailable"]
+        return self.export_ok and bool(ran) and all(r.passed for r in ran)
+
+
+def graph_summary(path: str | Path) -> tuple[int, list[str]]:
+    """(node count of the main graph, sorted custom op types outside the default domain)."""
+    proto = onnx.load(str(path), load_external_data=False)
+    custom = sorted({f"{n.domain}::{n.op_type}" for n in proto.graph.node
+                     if n.domain not in ("", "ai.onnx")})
+    return len(proto.graph.node), custom
+
+
+def _run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
+                  cases: Sequence[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]],
+                  precision: str, rtol: float | None, progress: Progress | None) -> None:
+    for runtime in runtimes:
+        ok, why = availability(runtime)
+        if not ok:
+            v.results.append(RunResult(runtime, "-", "unavailable", message=why))
+            continue
+        try:
+            runner = onnx_runner(runtime, path).activate()
+        except Exception as exc:  # a session that cannot be built is this runtime's failure
+            v.results.append(RunResult(runtime, "-", "error", message=f"{type(exc).__name__}: "
+                                                                      f"{str(exc)[:500]}"))
+            continue
+        with runner:
+            for label, feed, ref in cases:
+                start = time.perf_counter()
+                try:
+                    out = runner.infer(feed)
+                except Exception as exc:
+                    v.results.append(RunResult(runtime, label, "error",
+                                               message=f"{type(exc).__name__}: {str(exc)[:500]}"))
+                    continue
+                cmp = compare(out, ref, precision, rtol)
+                v.results.append(RunResult(runtime, label, "pass" if cmp else "fail", cmp,
+                                           "" if cmp else str(cmp),
+                                           time.perf_counter() - start))
+        if progress:
+            progress(f"{v.name}: {runtime} {v.runtime_status(runtime)}")
+
+
+def check_runtimes(runtimes: Iterable[str] | None) -> tuple[str, ...]:
+    runtimes = tuple(runtimes or DEFAULT_RUNTIMES)
+    bad = [r for r in runtimes if r not in RUNTIMES]
+    if bad:
+        raise AttnDeployError(f"unknown runtime(s) {bad}; valid: {', '.join(RUNTIMES)}")
+    return tuple(r for r in runtimes if r in ONNX_RUNTIMES)
+
+
+def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
+                   dims: Sequence[Mapping[str, int]] | None = None, precision: str = "fp32",
+                   workdir: str | Path | None = None, model: torch.nn.Module | None = None,
+                   flavor: str = "default", progress: Progress | None = None,
+                   seed: int = 0) -> Validation:
+    """Export block ``key`` once to ``workdir`` and validate it on ``runtimes`` at ``dims``
+    (default: the spec's dims and its alternate dims)."""
+    from attn_deploy.export import export_block
+    from attn_deploy.modules.registry import create, example_inputs, spec
+
+    runtimes = check_runtimes(runtimes)
+    if model is None:
+        torch.manual_seed(seed)
+        model = create(key)
+    kwargs = getattr(model, "attn_deploy_config", {}).get("kwargs", {})
+    s = spec(key, **kwargs)
+    dims = list(dims) if dims else [dict(s.dims), s.alternate_dims()]
+    v = Validation(key)
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="attn_deploy_"))
+    path = workdir / f"{key}.onnx"
+    start = time.perf_counter()
+    try:
+        export_block(key, path, model=model, flavor=flavor)
+        v.export_ok, v.onnx_path = True, str(path)
+        v.node_count, v.custom_nodes = graph_summary(path)
+    except AttnDeployError as exc:
+        v.export_error = str(exc)
+    v.export_seconds = time.perf_counter() - start
+    if progress:
+        progress(f"{key}: export {'ok' if v.export_ok else 'FAILED'} "
+                 f"({v.export_seconds:.1f} s)")
+    if not v.export_ok:
+        return v
+    reference = TorchRunner(model, {n: (s.dtype(n), t) for n, t in s.inputs.items()}, s.outputs)
+    cases = []
+    with reference:
+        for i, d in enumerate(dims):
+            tensors = example_inputs(key, seed=seed + 101 + i, config=kwargs, **d)
+            feed = {n: t.numpy() for n, t in zip(s.inputs, tensors)}
+            label = format_shapes({n: a.shape for n, a in feed.items()})
+            cases.append((label, feed, reference.infer(feed)))
+    _run_runtimes(v, path, runtimes, cases, precision, s.rtol if precision == "fp32" else None,
+                  progress)
+    return v
+
+
+def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, ...]]],
+                  runtimes: Iterable[str] | None = None, precision: str = "fp32",
+                  reference_runtime: str = "ort-cpu", progress: Progress | None = None,
+                  seed: int = 0) -> Validation:
+    """Validate an ONNX file: the reference is ``reference_runtime`` (ONNX Runtime CPU, fp32)
+    since no PyTorch model comes with a file; every other runtime is compared against it."""
+    from attn_deploy.backends.onnx_reference_runner import metadata_from_proto
+
+    path = Path(path)
+    if not path.is_file():
+        raise AttnDeployError(f"ONNX file {str(path)!r} does not exist")
+    runtimes = [r for r in check_runtimes(runtimes) if r != reference_runtime]
+    v = Validation(path.name, str(path), export_ok=True)
+    v.node_count, v.custom_nodes = graph_summary(path)
+    metas = metadata_from_proto(onnx.load(str(path), load_external_data=False))
+    if not shapes:
+        raise AttnDeployError(f"{path.name}: give --shapes for its inputs {list(metas)}")
+    rng = np.random.default_rng(seed)
+    cases = []
+    with onnx_runner(reference_runtime, path) as ref_runner:
+        for shp in shapes:
+            feed = {}
+            for name, meta in metas.items():
+                if name not in shp:
+                    raise AttnDeployError(f"{path.name}: no shape given for input {name!r}; "
+                                          f"inputs are {list(metas)}")
+                feed[name] = _random_input(rng, shp[name], meta.dtype)
+            label = format_shapes({n: a.shape for n, a in feed.items()})
+            cases.append((label, feed, ref_runner.infer(feed)))
+    _run_runtimes(v, path, runtimes, cases, precision, None, progress)
+    return v
+
+
+def _random_input(rng: np.random.Generator, shape, dtype) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.random(shape) < 0.2
+    if np.issubdtype(dtype, np.integer):
+        return rng.integers(0, 2, size=shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)

@@ -1,0 +1,245 @@
+"""The block registry: keys, specs, factories and example inputs.
+
+Every block file in this package calls :func:`register` once per key at import time. A spec
+describes the block's inputs as shape templates whose entries are ints (fixed sizes) or dim
+symbols ("N", "H", "W", "L", ...). Every symbol is a dynamic axis of the exported model.
+
+Templates may depend on the constructor's keyword arguments (a block built with
+``channels=128`` takes 128 channels), so a registration gives ``inputs`` as a callable of the
+resolved constructor config; :func:`spec` evaluates it for the defaults or for given kwargs.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from attn_deploy.errors import AttnDeployError
+
+Template = tuple  # of int | str
+InputsFn = Callable[[Mapping[str, Any]], Mapping[str, Template]]
+ExampleFn = Callable[[Mapping[str, tuple], torch.Generator, Mapping[str, Any]], tuple]
+
+FAMILIES = ("channel", "spatial", "sequence")
+EXPORT_PATHS = ("std", "plugin", "rewrite")
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """What a registered block takes and gives, for one constructor config.
+
+    ``inputs``: ordered mapping input name -> shape template (ints and dim symbols).
+    ``outputs``: output names, in forward's return order.
+    ``dims``: default size of every symbol. ``multiples``: symbols that must be a multiple of
+    an int. ``min_dims`` / ``max_dims``: bounds per symbol (default min 1, no max).
+    ``input_dtypes``: dtype per input (default float32); masks and lengths say theirs here.
+    """
+
+    key: str
+    title: str
+    paper: str
+    family: str
+    export_path: str
+    inputs: Mapping[str, Template]
+    outputs: tuple[str, ...]
+    dims: Mapping[str, int]
+    multiples: Mapping[str, int] = field(default_factory=dict)
+    min_dims: Mapping[str, int] = field(default_factory=dict)
+    max_dims: Mapping[str, int] = field(default_factory=dict)
+    input_dtypes: Mapping[str, torch.dtype] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    rtol: float = 1e-5
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Dim symbols in order of first appearance across the inputs."""
+        seen: dict[str, None] = {}
+        for template in self.inputs.values():
+            for d in template:
+                if isinstance(d, str):
+                    seen.setdefault(d)
+        return tuple(seen)
+
+    def dtype(self, name: str) -> torch.dtype:
+        return self.input_dtypes.get(name, torch.float32)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """{input name: {axis: symbol}} for every symbolic axis."""
+        return {
+            name: {i: d for i, d in enumerate(t) if isinstance(d, str)}
+            for name, t in self.inputs.items()
+        }
+
+    def check_dims(self, dims: Mapping[str, int]) -> dict[str, int]:
+        """Fill defaults and validate sizes against multiples and bounds; returns all dims."""
+        unknown = set(dims) - set(self.symbols)
+        if unknown:
+            raise AttnDeployError(
+                f"{self.key}: unknown dim symbol(s) {sorted(unknown)}; "
+                f"this block's symbols are {list(self.symbols)}")
+        full = {s: int(dims.get(s, self.dims[s])) for s in self.symbols}
+        for s, v in full.items():
+            lo, hi, m = self.min_dims.get(s, 1), self.max_dims.get(s), self.multiples.get(s, 1)
+            if v < lo or (hi is not None and v > hi):
+                rng = f">= {lo}" + ("" if hi is None else f" and <= {hi}")
+                raise AttnDeployError(f"{self.key}: dim {s} must be {rng}, got {v}")
+            if v % m:
+                raise AttnDeployError(f"{self.key}: dim {s} must be a multiple of {m}, got {v}")
+        return full
+
+    def shapes(self, **dims: int) -> dict[str, tuple[int, ...]]:
+        """Concrete input shapes for the given dims (defaults filled in)."""
+        full = self.check_dims(dims)
+        return {n: tuple(full[d] if isinstance(d, str) else d for d in t)
+                for n, t in self.inputs.items()}
+
+    def alternate_dims(self) -> dict[str, int]:
+        """A second valid size for every symbol, each different from its default.
+
+        Used to prove an exported model is really dynamic: odd where the multiple allows it,
+        never 0 or 1 (the exporter may specialise those), within the declared bounds.
+        """
+        alt = {}
+        for s in self.symbols:
+            d, m = self.dims[s], self.multiples.get(s, 1)
+            lo, hi = max(self.min_dims.get(s, 1), 2), self.max_dims.get(s)
+            candidates = [d + 3 * m, d + m, d - m, d - 3 * m] if m == 1 else [d + m, d - m]
+            ok = [c for c in candidates if c >= lo and (hi is None or c <= hi) and c != d]
+            if not ok:
+                raise AssertionError(f"{self.key}: no alternate size for {s}")
+            alt[s] = ok[0]
+        return alt
+
+
+@dataclass(frozen=True)
+class _Entry:
+    key: str
+    factory: Callable[..., nn.Module]
+    title: str
+    paper: str
+    family: str
+    export_path: str
+    inputs: InputsFn
+    outputs: tuple[str, ...]
+    dims: Mapping[str, int]
+    defaults: Mapping[str, Any]
+    multiples: Mapping[str, int]
+    min_dims: Mapping[str, int]
+    max_dims: Callable[[Mapping[str, Any]], Mapping[str, int]] | Mapping[str, int]
+    input_dtypes: Mapping[str, torch.dtype]
+    example: ExampleFn | None
+    rtol: float
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register(key: str, factory: Callable[..., nn.Module], *, title: str, paper: str,
+             family: str, export_path: str, inputs: InputsFn, outputs: tuple[str, ...],
+             dims: Mapping[str, int], defaults: Mapping[str, Any] | None = None,
+             multiples: Mapping[str, int] | None = None, min_dims: Mapping[str, int] | None = None,
+             max_dims=None, input_dtypes: Mapping[str, torch.dtype] | None = None,
+             example: ExampleFn | None = None, rtol: float = 1e-5) -> None:
+    """Register a block under ``key``.
+
+    ``factory(**config)`` builds the module; ``defaults`` are the kwargs ``create(key)`` uses
+    (merged over the factory's own defaults to form the config). ``inputs(config)`` returns the
+    ordered shape templates. ``max_dims`` may be a callable of the config (a synthesizer's
+    maximum length). ``example(shapes, generator, config)`` makes inputs where random normals
+    will not do (masks, lengths).
+    """
+    if key in _REGISTRY:
+        raise AssertionError(f"block key {key!r} registered twice")
+    assert family in FAMILIES, family
+    assert export_path in EXPORT_PATHS, export_path
+    _REGISTRY[key] = _Entry(key, factory, title, paper, family, export_path, inputs,
+                            tuple(outputs), MappingProxyType(dict(dims)),
+                            MappingProxyType(dict(defaults or {})),
+                            MappingProxyType(dict(multiples or {})),
+                            MappingProxyType(dict(min_dims or {})), max_dims or {},
+                            MappingProxyType(dict(input_dtypes or {})), example, rtol)
+
+
+def _entry(key: str) -> _Entry:
+    from attn_deploy.modules import load_all
+    load_all()
+    try:
+        return _REGISTRY[key]
+    except KeyError:
+        raise AttnDeployError(
+            f"unknown block key {key!r}; valid keys: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def list_modules() -> list[str]:
+    """Keys of every registered block, sorted."""
+    from attn_deploy.modules import load_all
+    load_all()
+    return sorted(_REGISTRY)
+
+
+def _config(e: _Entry, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(e.factory).parameters
+    base = {n: p.default for n, p in params.items()
+            if p.default is not inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = set(kwargs) - set(params)
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        raise AttnDeployError(f"{e.key}: unknown argument(s) {sorted(unknown)}; "
+                              f"accepted: {sorted(base) or 'none'}")
+    return {**base, **e.defaults, **kwargs}
+
+
+def spec(key: str, **kwargs: Any) -> BlockSpec:
+    """The spec of block ``key`` built with ``kwargs`` (defaults when none are given)."""
+    e = _entry(key)
+    cfg = _config(e, kwargs)
+    max_dims = e.max_dims(cfg) if callable(e.max_dims) else e.max_dims
+    return BlockSpec(key=key, title=e.title, paper=e.paper, family=e.family,
+                     export_path=e.export_path, inputs=MappingProxyType(dict(e.inputs(cfg))),
+                     outputs=e.outputs, dims=e.dims, multiples=e.multiples,
+                     min_dims=e.min_dims, max_dims=MappingProxyType(dict(max_dims)),
+                     input_dtypes=e.input_dtypes, config=MappingProxyType(cfg), rtol=e.rtol)
+
+
+def create(key: str, **kwargs: Any) -> nn.Module:
+    """Build block ``key`` in eval mode; the config is kept on ``module.attn_deploy_config``."""
+    e = _entry(key)
+    cfg = _config(e, kwargs)
+    module = e.factory(**cfg)
+    module.eval()
+    module.attn_deploy_config = {"key": key, "kwargs": dict(kwargs)}
+    return module
+
+
+def example_inputs(key: str, seed: int = 0, *, config: Mapping[str, Any] | None = None,
+                   **dims: int) -> tuple[torch.Tensor, ...]:
+    """Random inputs for ``create(key, **config)``, in ``spec(key).inputs`` order."""
+    e = _entry(key)
+    s = spec(key, **(config or {}))
+    shapes = s.shapes(**dims)
+    g = torch.Generator().manual_seed(seed)
+    if e.example is not None:
+        return tuple(e.example(shapes, g, s.config))
+    out = []
+    for name, shape in shapes.items():
+        dtype = s.dtype(name)
+        if not dtype.is_floating_point:
+            raise AssertionError(f"{key}: input {name} is {dtype}; register an example function")
+        out.append(torch.randn(shape, generator=g, dtype=dtype))
+    return tuple(out)
+
+
+def spec_as_dict(s: BlockSpec) -> dict[str, Any]:
+    """A JSON-friendly view of a spec (for the CLI, reports and ONNX metadata)."""
+    return {
+        "key": s.key, "title": s.title, "paper": s.paper, "family": s.family,
+        "export_path": s.export_path,
+        "inputs": {n: list(t) for n, t in s.inputs.items()},
+        "input_dtypes": {n: str(s.dtype(n)).replace("torch.", "") for n in s.inputs},
+        "outputs": list(s.outputs), "dims": dict(s.dims), "multiples": dict(s.multiples),
+        "min_dims": dict(s.min_dims), "max_dims": dict(s.max_dims),
+    }

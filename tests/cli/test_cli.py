@@ -1,0 +1,46 @@
+"""The attn-deploy command line, run in-process."""
+import json
+
+import pytest
+
+from attn_deploy.cli import main
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "se " in out and "SENet" in out and "channel" in out
+
+
+def test_export_then_validate_file_and_block(tmp_path, capsys):
+    f = tmp_path / "se.onnx"
+    assert main(["export", "se", "-o", str(f), "--dims", "H=8,W=10"]) == 0
+    assert f.exists()
+    assert main(["validate", str(f), "--runtimes", "ort-cpu", "onnx-reference"]) == 0
+    out = capsys.readouterr().out
+    assert "onnx-reference" in out and "PASS" in out
+    assert main(["validate", "se", "--runtimes", "ort-cpu", "--shapes", "x:1x64x7x9",
+                 "--shapes", "x:3x64x12x5", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "x:1x64x7x9" in out and "x:3x64x12x5" in out
+
+
+def test_errors_exit_2_with_a_message(tmp_path, capsys):
+    assert main(["validate", "nope"]) == 2
+    assert "block keys" in capsys.readouterr().err
+    assert main(["validate", "se", "--shapes", "x:1x3x7x9"]) == 2
+    assert "expected shape (N, 64, H, W)" in capsys.readouterr().err
+    assert main(["export", "se", "-o", str(tmp_path / "no" / "se.onnx")]) == 2
+    with pytest.raises(SystemExit):
+        main(["validate", "se", "--runtimes", "tvm"])
+
+
+def test_report_writes_markdown_and_json(tmp_path, capsys):
+    assert main(["report", "--keys", "se", "eca", "--out", str(tmp_path),
+                 "--runtimes", "ort-cpu", "onnx-reference"]) == 0
+    data = json.loads((tmp_path / "compat.json").read_text())
+    rows = {r["block"]: r for r in data["blocks"]}
+    assert set(rows) == {"se", "eca"} and all(r["passed"] for r in rows.values())
+    assert rows["se"]["ort_over_eager"] > 0
+    md = (tmp_path / "compat.md").read_text()
+    assert "| se |" in md and "2 of 2 blocks pass" in md
