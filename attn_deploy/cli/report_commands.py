@@ -1,5 +1,6 @@
-"""``report``: export every block, validate it on every runtime present, time ORT against
-eager, and write ``reports/compat.md`` and ``compat.json`` (what ``make demo`` runs)."""
+"""``report``: export every block, validate it on every runtime present, time every runtime
+against eager, and write ``reports/compat.md``/``.json``, ``bench.md``/``.json`` and the latency
+plots (what ``make demo`` runs)."""
 from __future__ import annotations
 
 import sys
@@ -9,20 +10,19 @@ import time
 from attn_deploy.cli.block_commands import progress
 
 
-def _latency(key: str, model, path) -> dict[str, float]:
-    from attn_deploy.backends import OnnxRuntimeRunner, TorchRunner
-    from attn_deploy.harness.latency import measure
+def _bench(key: str, model, path, runtimes):
+    from attn_deploy.harness.bench import BENCH_RUNTIMES, bench_runners, block_runners
+    from attn_deploy.harness.shapes import format_shapes
     from attn_deploy.modules.registry import example_inputs, spec
 
     s = spec(key, **model.attn_deploy_config["kwargs"])
     feed = {n: t.numpy() for n, t in zip(s.inputs, example_inputs(key, seed=7))}
-    runners = [TorchRunner(model, {n: (s.dtype(n), t) for n, t in s.inputs.items()}, s.outputs),
-               OnnxRuntimeRunner(path)]
-    out = {}
-    for r in runners:
-        with r:
-            out[r.name] = measure(r, feed, warmup=3, repeats=30, min_seconds=0.2).median_ms
-    return out
+    wanted = [r for r in (runtimes or BENCH_RUNTIMES) if r != "onnx-reference"]
+    if "torch-cpu" not in wanted:
+        wanted.insert(0, "torch-cpu")  # the baseline of every ratio
+    return bench_runners(key, block_runners(key, model, path, wanted), feed, warmup=5,
+                         repeats=30, min_seconds=0.3,
+                         shapes=format_shapes({n: a.shape for n, a in feed.items()}))
 
 
 def trt_check_cell(path) -> str:
@@ -44,19 +44,26 @@ def cmd_report(args) -> int:
 
     keys = args.keys or list_modules()
     workdir = args.workdir or tempfile.mkdtemp(prefix="attn_deploy_report_")
-    rows, start = [], time.perf_counter()
+    rows, benches, start = [], [], time.perf_counter()
     for i, key in enumerate(keys, 1):
         print(f"[{i}/{len(keys)}] {key}", file=sys.stderr, flush=True)
         torch.manual_seed(0)
         model = create(key)
         v = validate_block(key, runtimes=args.runtimes, workdir=workdir, model=model,
                            progress=progress)
-        lat = _latency(key, model, v.onnx_path) if (v.export_ok and not args.no_latency) else {}
+        lat = {}
+        if v.export_ok and not args.no_latency:
+            benches.append(_bench(key, model, v.onnx_path, args.runtimes))
+            lat = {t.runtime: t.median_ms for t in benches[-1].timings}
         s = spec(key)
         rows.append(row(v, family=s.family, export_path=s.export_path,
                         trt_check=trt_check_cell(v.onnx_path) if v.export_ok else "-",
                         latency=lat))
     md, js = write_report(rows, args.out)
+    if benches:
+        from attn_deploy.harness.bench import settings
+        from attn_deploy.harness.report import write_bench
+        write_bench(benches, settings(), args.out)
     passed = sum(r["passed"] for r in rows)
     print(f"{passed}/{len(rows)} blocks pass; wrote {md} and {js} "
           f"in {time.perf_counter() - start:.0f} s")

@@ -119,3 +119,47 @@ def write_report(rows: Sequence[dict], out_dir: str | Path) -> tuple[Path, Path]
     js = atomic_write_text(out / "compat.json",
                            json.dumps({"environment": env, "blocks": list(rows)}, indent=2))
     return md, js
+
+
+def render_bench_markdown(results, settings: Mapping[str, str]) -> str:
+    """One row per block and runtime: median, p90, p99, min, cold start, memory, ratio."""
+    lines = ["# attn_deploy latency", "",
+             "Runtimes timed interleaved on the same inputs (one call of each per round); "
+             "ratios are against PyTorch eager on the CPU. Memory on the CPU is the process's "
+             "resident-set growth while the runner was active (an upper bound per runner).", "",
+             "Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()), "",
+             "![latency](latency.png) ![speed-up](speedup.png)", "",
+             "| block | shapes | runtime | median ms | p90 | p99 | min | cold start s | "
+             "memory MiB | / eager |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for t in r.timings:
+            ratio = r.ratio(t.runtime)
+            lines.append(
+                f"| {r.name} | {r.shapes} | {t.runtime} | {t.median_ms:.3f} | {t.p90_ms:.3f} | "
+                f"{t.p99_ms:.3f} | {t.min_ms:.3f} | "
+                f"{'-' if t.cold_start_s is None else f'{t.cold_start_s:.2f}'} | "
+                f"{'-' if t.memory_mb is None else f'{t.memory_mb:.1f}'} | "
+                f"{'-' if ratio is None else f'{ratio:.2f}'} |")
+        for rt, why in r.errors.items():
+            lines.append(f"| {r.name} | {r.shapes} | {rt} | error: {why[:80]} | | | | | | |")
+    skipped = {rt: why for r in results for rt, why in r.unavailable.items()}
+    if skipped:
+        lines += ["", "Not run on this machine:"] + [f"- `{rt}`: {why}"
+                                                   for rt, why in sorted(skipped.items())]
+    return "\n".join(lines) + "\n"
+
+
+def write_bench(results, settings: Mapping[str, str], out_dir: str | Path) -> list[Path]:
+    """bench.md, bench.json, latency.png and speedup.png in ``out_dir``."""
+    from attn_deploy.harness.plots import plot_latency, plot_speedup
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [atomic_write_text(out / "bench.md", render_bench_markdown(results, settings)),
+             atomic_write_text(out / "bench.json", json.dumps(
+                 {"settings": dict(settings), "results": [r.as_dict() for r in results]},
+                 indent=2))]
+    if any(r.timings for r in results):
+        paths += [plot_latency(results, out / "latency.png"),
+                  plot_speedup(results, out / "speedup.png")]
+    return paths

@@ -196,14 +196,14 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
                 if name not in shp:
                     raise AttnDeployError(f"{path.name}: no shape given for input {name!r}; "
                                           f"inputs are {list(metas)}")
-                feed[name] = _random_input(rng, shp[name], meta.dtype)
+                feed[name] = random_input(rng, shp[name], meta.dtype)
             label = format_shapes({n: a.shape for n, a in feed.items()})
             cases.append((label, feed, ref_runner.infer(feed)))
     _run_runtimes(v, path, runtimes, cases, precision, None, progress)
     return v
 
 
-def _random_input(rng: np.random.Generator, shape, dtype) -> np.ndarray:
+def random_input(rng: np.random.Generator, shape, dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     if dtype == np.bool_:
         return rng.random(shape) < 0.2

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
@@ -56,4 +57,14 @@ def reduced_channels(channels: int, rd_ratio: float, rd_channels: int | None,
         raise AttnDeployError(f"rd_ratio must be in (0, 1], got {rd_ratio}")
     if rd_divisor > 1:
         return make_divisible(channels * rd_ratio, rd_divisor)
-    return max(1, int(round(channels * rd_ratio)))
+    # floor, as the papers' C // r (the epsilon absorbs float error in e.g. 48 * (1/3))
+    return max(1, int(channels * rd_ratio + 1e-6))
+
+
+def check_nchw(x: torch.Tensor, channels: int, name: str = "x") -> None:
+    """Raise AttnDeployError unless ``x`` is [N, channels, H, W].
+
+    Shape checks on plain Python ints are free at export time (the dynamo exporter evaluates
+    them on the symbolic shape and emits no graph nodes)."""
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise AttnDeployError(f"{name}: expected [N, {channels}, H, W], got {list(x.shape)}")

@@ -1,0 +1,149 @@
+"""``bench``: latency per runtime, side by side; ``polygraphy``: reproduce a parity verdict
+with NVIDIA's Polygraphy."""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from attn_deploy.cli.block_commands import _block_shapes_from_metadata
+from attn_deploy.errors import AttnDeployError
+
+
+def _print_bench(result) -> None:
+    print(f"{result.name}  {result.shapes}")
+    print(f"  {'runtime':<14} {'median ms':>10} {'p90':>9} {'p99':>9} {'min':>9} "
+          f"{'cold s':>8} {'memory MiB':>11}")
+    for t in result.timings:
+        mem = f"{t.memory_mb:.1f}" if t.memory_mb is not None else "-"
+        cold = f"{t.cold_start_s:.2f}" if t.cold_start_s is not None else "-"
+        print(f"  {t.runtime:<14} {t.median_ms:>10.3f} {t.p90_ms:>9.3f} {t.p99_ms:>9.3f} "
+              f"{t.min_ms:>9.3f} {cold:>8} {mem:>11}")
+    for rt, why in result.unavailable.items():
+        print(f"  {rt:<14} not run: {why}")
+    for rt, why in result.errors.items():
+        print(f"  {rt:<14} error: {why}")
+    ratio = result.ratio("ort-cpu")
+    if ratio is not None:
+        print(f"  ORT CPU / eager: {ratio:.2f}")
+
+
+def _bench_key(key, args, workdir):
+    import torch
+
+    from attn_deploy.export import export_block
+    from attn_deploy.harness.bench import bench_runners, block_runners
+    from attn_deploy.harness.shapes import dims_from_shapes, format_shapes, parse_shapes
+    from attn_deploy.modules.registry import create, example_inputs, spec
+
+    torch.manual_seed(0)
+    model = create(key)
+    s = spec(key)
+    dims = dims_from_shapes(s, parse_shapes(args.shapes)) if args.shapes else dict(s.dims)
+    path = export_block(key, Path(workdir) / f"{key}.onnx", model=model)
+    feed = {n: t.numpy() for n, t in zip(s.inputs, example_inputs(key, seed=7, **dims))}
+    runners = block_runners(key, model, path, args.runtimes, args.precision)
+    return bench_runners(key, runners, feed, repeats=args.repeats, warmup=args.warmup,
+                         shapes=format_shapes({n: a.shape for n, a in feed.items()}))
+
+
+def _bench_file(path, args):
+    import numpy as np
+
+    from attn_deploy.backends import onnx_runner
+    from attn_deploy.harness.bench import bench_runners
+    from attn_deploy.harness.shapes import format_shapes, parse_shapes
+    from attn_deploy.harness.validate import random_input
+    from attn_deploy.backends.onnx_reference_runner import metadata_from_proto
+    import onnx
+
+    shapes = parse_shapes(args.shapes) if args.shapes else _block_shapes_from_metadata(path)[0]
+    metas = metadata_from_proto(onnx.load(str(path), load_external_data=False))
+    rng = np.random.default_rng(7)
+    feed = {n: random_input(rng, shapes[n], m.dtype) for n, m in metas.items()}
+    runners = [onnx_runner(rt, path) for rt in args.runtimes if not rt.startswith("torch-")]
+    return bench_runners(Path(path).name, runners, feed, repeats=args.repeats,
+                         warmup=args.warmup, shapes=format_shapes(shapes))
+
+
+def cmd_bench(args) -> int:
+    from attn_deploy.harness.bench import settings
+    from attn_deploy.harness.report import write_bench
+    from attn_deploy.modules.registry import list_modules
+
+    if args.all == bool(args.target):
+        raise AttnDeployError("bench: give a block key or an ONNX file, or --all")
+    targets = list_modules() if args.all else [args.target]
+    workdir = tempfile.mkdtemp(prefix="attn_deploy_bench_")
+    results = []
+    for i, t in enumerate(targets, 1):
+        if len(targets) > 1:
+            print(f"[{i}/{len(targets)}] {t}", file=sys.stderr, flush=True)
+        if t in list_modules():
+            results.append(_bench_key(t, args, workdir))
+        elif Path(t).is_file():
+            results.append(_bench_file(t, args))
+        else:
+            raise AttnDeployError(f"{t!r} is neither a block key nor an ONNX file")
+        _print_bench(results[-1])
+    if args.out:
+        paths = write_bench(results, settings(), args.out)
+        print("wrote " + ", ".join(str(p) for p in paths))
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    return 0
+
+
+def cmd_polygraphy(args) -> int:
+    import torch
+
+    from attn_deploy.export import export_block
+    from attn_deploy.harness.polygraphy_check import polygraphy_compare
+    from attn_deploy.modules.registry import create, example_inputs, spec
+
+    key = args.key
+    torch.manual_seed(0)
+    model = create(key)
+    s = spec(key)
+    out = Path(args.out or tempfile.mkdtemp(prefix="attn_deploy_polygraphy_"))
+    out.mkdir(parents=True, exist_ok=True)
+    path = export_block(key, out / f"{key}.onnx", model=model)
+    feeds, refs = [], []
+    for i, dims in enumerate([dict(s.dims), s.alternate_dims()]):
+        xs = example_inputs(key, seed=11 + i, **dims)
+        with torch.no_grad():
+            y = model(*xs)
+        y = (y,) if isinstance(y, torch.Tensor) else y
+        feeds.append({n: x.numpy() for n, x in zip(s.inputs, xs)})
+        refs.append({n: t.numpy() for n, t in zip(s.outputs, y)})
+    v = polygraphy_compare(path, feeds, refs, plugin_library=args.plugins, quiet=not args.verbose)
+    print(f"Polygraphy ({', '.join(v.runners)}) vs PyTorch: {'PASS' if v else 'FAIL'}")
+    print(f"reproduce with:\n  {v.command}")
+    return 0 if v else 1
+
+
+def add_commands(sub) -> None:
+    from attn_deploy.backends import RUNTIMES
+    from attn_deploy.harness.bench import BENCH_RUNTIMES
+
+    p = sub.add_parser("bench", help="latency per runtime, measured side by side")
+    p.add_argument("target", nargs="?", help="block key or ONNX file")
+    p.add_argument("--all", action="store_true", help="every registered block")
+    p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(BENCH_RUNTIMES),
+                   metavar="RUNTIME", help="runtimes to time (default: all but onnx-reference)")
+    p.add_argument("--shapes", metavar="NAME:DxDx..", help="input shapes (default: spec dims)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    p.add_argument("--repeats", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--out", help="write bench.json, bench.md and plots into this folder")
+    p.add_argument("--json", action="store_true", help="also print the results as JSON")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("polygraphy", help="reproduce a block's parity verdict with Polygraphy "
+                                          "and print the equivalent `polygraphy run` command")
+    p.add_argument("key", help="block key")
+    p.add_argument("--plugins", help="plugin library for Polygraphy's TensorRT runner")
+    p.add_argument("--out", help="folder for the model, inputs and reference outputs")
+    p.add_argument("--verbose", action="store_true", help="show Polygraphy's own log")
+    p.set_defaults(func=cmd_polygraphy)

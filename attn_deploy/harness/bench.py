@@ -1,0 +1,230 @@
+"""Latency benchmarks across runtimes, measured side by side.
+
+Every runtime gets the same inputs. Runners are timed interleaved (one call of each per
+round), so a noisy, shared machine slows all of them alike and the ratios stay meaningful.
+Cold start (session creation, engine deserialisation) is each runner's activation time,
+reported apart. Memory: on the CPU, the process's resident-set growth over the baseline,
+sampled while the runner is active (one process hosts every runner, so this is an upper
+bound per runner); on CUDA, ``torch.cuda.max_memory_allocated`` for eager PyTorch.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from attn_deploy.backends.base import Runner
+
+
+def rss_mb() -> float | None:
+    """Resident set size of this process in MiB (Linux), else None."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _RssSampler:
+    """Samples RSS every ``interval`` seconds in a thread; ``peak`` is the highest seen."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval, self.peak = interval, rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            now = rss_mb()
+            if now is not None and (self.peak is None or now > self.peak):
+                self.peak = now
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class RuntimeTiming:
+    runtime: str
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    min_ms: float
+    repeats: int
+    cold_start_s: float | None
+    memory_mb: float | None = None
+    memory_kind: str = ""
+
+
+@dataclass
+class BenchResult:
+    name: str
+    shapes: str
+    timings: list[RuntimeTiming] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def median(self, runtime: str) -> float | None:
+        return next((t.median_ms for t in self.timings if t.runtime == runtime), None)
+
+    def ratio(self, runtime: str, baseline: str = "torch-cpu") -> float | None:
+        a, b = self.median(runtime), self.median(baseline)
+        return None if a is None or not b else a / b
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _cuda_timer(runner: Runner):
+    """A callable timing one infer with CUDA events for runners on a CUDA device, else None."""
+    if getattr(getattr(runner, "device", None), "type", None) != "cuda":
+        return getattr(runner, "time_infer", None)  # e.g. the TensorRT runner's own events
+    import torch
+
+    def timed(feed):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        runner.infer(feed, check=False)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    return timed
+
+
+def bench_runners(name: str, runners: Sequence[Runner], feed: Mapping[str, np.ndarray], *,
+                  warmup: int = 10, repeats: int = 100, min_seconds: float = 0.5,
+                  shapes: str = "") -> BenchResult:
+    """Activate each runner (cold start timed), warm up, then time ``repeats`` interleaved
+    rounds (more until ``min_seconds`` of rounds have passed)."""
+    result = BenchResult(name, shapes)
+    active: list[Runner] = []
+    base_rss = rss_mb()
+    for r in runners:
+        ok, why = r.availability()
+        if not ok:
+            result.unavailable[r.name] = why
+            continue
+        try:
+            r.activate()
+            for _ in range(warmup):
+                r.infer(feed, check=False)
+            active.append(r)
+        except Exception as exc:  # one broken runtime must not stop the others' numbers
+            result.errors[r.name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            r.deactivate()
+    times: dict[str, list[float]] = {r.name: [] for r in active}
+    timers = {r.name: _cuda_timer(r) for r in active}
+    start = time.perf_counter()
+    with _RssSampler() as sampler:
+        rounds = 0
+        while rounds < repeats or time.perf_counter() - start < min_seconds:
+            for r in active:
+                timer = timers[r.name]
+                if timer is not None:
+                    times[r.name].append(timer(feed))
+                    continue
+                t0 = time.perf_counter()
+                r.infer(feed, check=False)
+                times[r.name].append((time.perf_counter() - t0) * 1e3)
+            rounds += 1
+            if rounds >= 20 * repeats:
+                break
+    for r in active:
+        t = np.asarray(times[r.name])
+        mem, kind = None, ""
+        if getattr(getattr(r, "device", None), "type", None) == "cuda":
+            import torch
+            mem, kind = torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
+        elif getattr(r, "device_memory_mb", None) is not None:
+            mem, kind = r.device_memory_mb, "device memory"
+        elif base_rss is not None and sampler.peak is not None:
+            mem, kind = max(0.0, sampler.peak - base_rss), "process RSS growth"
+        result.timings.append(RuntimeTiming(
+            r.name, float(np.median(t)), float(np.percentile(t, 90)),
+            float(np.percentile(t, 99)), float(t.min()), len(t), r.activate_seconds, mem,
+            kind))
+        r.deactivate()
+    return result
+
+
+def settings() -> dict[str, str]:
+    """Versions, threads and machine, recorded with every benchmark."""
+    import onnxruntime
+    import torch
+
+    from attn_deploy import __version__
+    return {"attn_deploy": __version__, "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "processor": platform.processor() or "unknown",
+            "cpu_count": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads()),
+            "ort_threads": "default (one per physical core)",
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else "none"}
+
+
+# Runtimes timed by default: onnx.reference is a correctness oracle, far too slow to time.
+BENCH_RUNTIMES = ("torch-cpu", "torch-cuda", "ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt")
+_FP16_RUNTIMES = ("torch-cuda", "tensorrt")
+
+
+class _UnavailableRunner(Runner):
+    """Stands in for a runtime that cannot run this benchmark, carrying the reason."""
+
+    def __init__(self, name: str, why: str):
+        super().__init__()
+        self.name, self.why = name, why
+
+    def availability(self):
+        return False, self.why
+
+    def input_metadata(self):
+        return {}
+
+    def _activate(self):
+        raise AssertionError("unavailable runner activated")
+
+    def _infer(self, feed):
+        raise AssertionError("unavailable runner used")
+
+
+def block_runners(key: str, model, path, runtimes: Sequence[str], precision: str = "fp32"):
+    """Runners for block ``key``: eager PyTorch from ``model``, the rest from the ONNX file."""
+    import copy
+
+    import torch
+
+    from attn_deploy.backends import TorchRunner, availability, onnx_runner
+    from attn_deploy.modules.registry import spec
+
+    s = spec(key, **getattr(model, "attn_deploy_config", {}).get("kwargs", {}))
+    inputs = {n: (s.dtype(n), t) for n, t in s.inputs.items()}
+    runners: list[Runner] = []
+    for rt in runtimes:
+        ok, why = availability(rt)
+        if not ok:
+            runners.append(_UnavailableRunner(rt, why))
+        elif precision == "fp16" and rt not in _FP16_RUNTIMES:
+            runners.append(_UnavailableRunner(rt, "fp16 is timed on GPU runtimes only "
+                                                  f"({', '.join(_FP16_RUNTIMES)})"))
+        elif rt.startswith("torch-"):
+            m = copy.deepcopy(model)
+            if precision == "fp16":
+                m = m.half()
+                inputs = {n: (torch.float16 if d.is_floating_point else d, t)
+                          for n, (d, t) in inputs.items()}
+            runners.append(TorchRunner(m, inputs, s.outputs, device=rt[6:]))
+        elif rt == "tensorrt":
+            runners.append(onnx_runner(rt, path, precision=precision))
+        else:
+            runners.append(onnx_runner(rt, path))
+    return runners

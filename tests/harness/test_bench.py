@@ -1,0 +1,85 @@
+"""Benchmarks: interleaved timing, unavailable runtimes carried with reasons, outputs written."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import attn_deploy as ad
+from attn_deploy.backends import OnnxRuntimeRunner, TorchRunner
+from attn_deploy.cli import main
+from attn_deploy.harness.bench import bench_runners, block_runners, rss_mb
+
+
+@pytest.fixture(scope="module")
+def se(tmp_path_factory):
+    m = ad.create("se", channels=16)
+    return m, ad.export_block("se", tmp_path_factory.mktemp("b") / "se.onnx", model=m)
+
+
+def test_bench_runners_times_every_available_runtime(se):
+    m, p = se
+    runners = block_runners("se", m, p, ["torch-cpu", "ort-cpu", "torch-cuda", "tensorrt"])
+    feed = {"x": np.random.default_rng(0).standard_normal((2, 16, 8, 8)).astype(np.float32)}
+    r = bench_runners("se", runners, feed, warmup=1, repeats=7, min_seconds=0)
+    timed = {t.runtime: t for t in r.timings}
+    assert set(timed) == {"torch-cpu", "ort-cpu"}
+    for t in timed.values():
+        assert t.repeats >= 7 and 0 < t.min_ms <= t.median_ms <= t.p90_ms <= t.p99_ms
+        assert t.cold_start_s is not None
+    if not torch.cuda.is_available():
+        assert "torch-cuda" in r.unavailable and r.unavailable["torch-cuda"]
+    assert r.ratio("ort-cpu") == pytest.approx(timed["ort-cpu"].median_ms /
+                                               timed["torch-cpu"].median_ms)
+
+
+def test_a_failing_runtime_is_reported_not_fatal(se, tmp_path):
+    m, _ = se
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    runners = [TorchRunner(m, {"x": (torch.float32, ("N", 16, "H", "W"))}, ["y"]),
+               OnnxRuntimeRunner(broken)]
+    feed = {"x": np.zeros((1, 16, 4, 4), np.float32)}
+    r = bench_runners("se", runners, feed, warmup=1, repeats=3, min_seconds=0)
+    assert [t.runtime for t in r.timings] == ["torch-cpu"] and "ort-cpu" in r.errors
+
+
+def test_fp16_on_cpu_is_reported_unavailable(se):
+    m, p = se
+    names = {r.name: r.availability() for r in block_runners("se", m, p, ["ort-cpu"], "fp16")}
+    assert names["ort-cpu"][0] is False and "fp16" in names["ort-cpu"][1]
+
+
+def test_rss_is_readable_on_linux():
+    assert rss_mb() is None or rss_mb() > 1
+
+
+def test_bench_cli_writes_json_markdown_and_plots(tmp_path, capsys):
+    assert main(["bench", "eca", "--runtimes", "torch-cpu", "ort-cpu", "--repeats", "5",
+                 "--warmup", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "ORT CPU / eager" in out
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["settings"]["torch_threads"] and data["results"][0]["name"] == "eca"
+    for png in ("latency.png", "speedup.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| eca |" in (tmp_path / "bench.md").read_text()
+    assert main(["bench"]) == 2
+
+
+def test_polygraphy_reproduces_the_verdict(tmp_path, capsys):
+    assert main(["polygraphy", "se", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "polygraphy run" in out and "--load-outputs" in out
+    assert (tmp_path / "se.inputs.json").exists()
+    assert (tmp_path / "se.reference_outputs.json").exists()
+
+
+def test_polygraphy_catches_a_wrong_reference(tmp_path):
+    from attn_deploy.harness.polygraphy_check import polygraphy_compare
+    m = ad.create("se", channels=16)
+    p = ad.export_block("se", tmp_path / "se.onnx", model=m)
+    x, = ad.example_inputs("se", config={"channels": 16})
+    wrong = m(x).detach().numpy() * 1.01
+    v = polygraphy_compare(p, [{"x": x.numpy()}], [{"y": wrong}])
+    assert not v

@@ -1,0 +1,28 @@
+"""Fixtures for block tests."""
+import pytest
+import torch
+from torch import nn
+
+
+def randomize_norms(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial norm statistics and affine parameters.
+
+    Freshly built BatchNorm layers are identities in eval mode (mean 0, var 1, weight 1,
+    bias 0), which would let an export that dropped or misplaced a norm pass parity."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 1.5 + 0.5)
+            if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)):
+                if getattr(m, "weight", None) is not None:
+                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                if getattr(m, "bias", None) is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
+    return model
+
+
+@pytest.fixture(name="randomize_norms")
+def randomize_norms_fixture():
+    return randomize_norms
