@@ -82,6 +82,29 @@ def _check_dynamic(proto: onnx.ModelProto, dynamic_axes: Mapping[str, Mapping[in
             "shape-agnostic along those axes (see DESIGN.md, export pitfalls)")
 
 
+def _check_dynamic_outputs(proto: onnx.ModelProto, program) -> None:
+    """Raise if an output dim that torch traced as symbolic was saved as a fixed size (a
+    custom translation that records the example's size would make ONNX Runtime and TensorRT
+    allocate the wrong output at other sizes)."""
+    ep = getattr(program, "exported_program", None)
+    if ep is None:
+        return
+    out_node = next(n for n in ep.graph.nodes if n.op == "output")
+    vals = [a.meta.get("val") if hasattr(a, "meta") else None
+            for a in torch.utils._pytree.tree_leaves(out_node.args[0])]
+    pinned = []
+    for vi, val in zip(proto.graph.output, vals):
+        if not isinstance(val, torch.Tensor):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        for axis, (d, sym) in enumerate(zip(dims, val.shape)):
+            if isinstance(sym, torch.SymInt) and d.HasField("dim_value"):
+                pinned.append(f"{vi.name} axis {axis} = {d.dim_value}")
+    if pinned:
+        raise AttnDeployError("the exported model records fixed sizes for output dims that "
+                              "depend on the input sizes: " + ", ".join(pinned))
+
+
 def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch.Tensor,
                 path: str | Path, *, input_names: Sequence[str], output_names: Sequence[str],
                 dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
@@ -121,6 +144,7 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
                               "does not exist")
 
     model = model.eval()
+    # in input order, not keyed by name: spec input names need not match forward's parameters
     shapes = _dynamic_shapes(input_names, dynamic_axes, example_inputs, multiples, min_dims,
                              max_dims)
     try:
@@ -128,7 +152,7 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
             program = torch.onnx.export(
                 model, example_inputs, None, input_names=input_names,
                 output_names=output_names, opset_version=opset, dynamo=True,
-                dynamic_shapes=shapes if dynamic_axes else None, external_data=False,
+                dynamic_shapes=tuple(shapes[n] for n in input_names) if dynamic_axes else None, external_data=False,
                 custom_translation_table=custom_translation_table(flavor), verbose=False)
     except AttnDeployError:
         raise
@@ -137,6 +161,7 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
                               f"{type(exc).__name__}: {str(exc)[:2000]}") from exc
     proto = program.model_proto
     _check_dynamic(proto, dynamic_axes)
+    _check_dynamic_outputs(proto, program)
     proto = apply_flavor(proto, flavor)
 
     from attn_deploy import __version__

@@ -128,7 +128,7 @@ class _Entry:
     dims: Mapping[str, int]
     defaults: Mapping[str, Any]
     multiples: Mapping[str, int]
-    min_dims: Mapping[str, int]
+    min_dims: Callable[[Mapping[str, Any]], Mapping[str, int]] | Mapping[str, int]
     max_dims: Callable[[Mapping[str, Any]], Mapping[str, int]] | Mapping[str, int]
     input_dtypes: Mapping[str, torch.dtype]
     example: ExampleFn | None
@@ -148,8 +148,8 @@ def register(key: str, factory: Callable[..., nn.Module], *, title: str, paper: 
 
     ``factory(**config)`` builds the module; ``defaults`` are the kwargs ``create(key)`` uses
     (merged over the factory's own defaults to form the config). ``inputs(config)`` returns the
-    ordered shape templates. ``max_dims`` may be a callable of the config (a synthesizer's
-    maximum length). ``example(shapes, generator, config)`` makes inputs where random normals
+    ordered shape templates. ``min_dims`` and ``max_dims`` may be callables of the config (a
+    synthesizer's maximum length, a pooling rate). ``example(shapes, generator, config)`` makes inputs where random normals
     will not do (masks, lengths).
     """
     if key in _REGISTRY:
@@ -160,7 +160,7 @@ def register(key: str, factory: Callable[..., nn.Module], *, title: str, paper: 
                             tuple(outputs), MappingProxyType(dict(dims)),
                             MappingProxyType(dict(defaults or {})),
                             MappingProxyType(dict(multiples or {})),
-                            MappingProxyType(dict(min_dims or {})), max_dims or {},
+                            min_dims or {}, max_dims or {},
                             MappingProxyType(dict(input_dtypes or {})), example, rtol)
 
 
@@ -198,10 +198,12 @@ def spec(key: str, **kwargs: Any) -> BlockSpec:
     e = _entry(key)
     cfg = _config(e, kwargs)
     max_dims = e.max_dims(cfg) if callable(e.max_dims) else e.max_dims
+    min_dims = e.min_dims(cfg) if callable(e.min_dims) else e.min_dims
     return BlockSpec(key=key, title=e.title, paper=e.paper, family=e.family,
                      export_path=e.export_path, inputs=MappingProxyType(dict(e.inputs(cfg))),
                      outputs=e.outputs, dims=e.dims, multiples=e.multiples,
-                     min_dims=e.min_dims, max_dims=MappingProxyType(dict(max_dims)),
+                     min_dims=MappingProxyType(dict(min_dims)),
+                     max_dims=MappingProxyType(dict(max_dims)),
                      input_dtypes=e.input_dtypes, config=MappingProxyType(cfg), rtol=e.rtol)
 
 
