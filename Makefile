@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist load -q
 
 demo: setup
 	$(VENV)/bin/attn-deploy report --out reports

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttnDeployError", "BlockSpec", "RuntimeUnavailableError", "__version__", "create",
-    "example_inputs", "export_block", "export_onnx", "list_modules", "spec",
+    "deployable", "example_inputs", "export_block", "export_onnx", "list_modules", "spec",
 ]
 
 
@@ -21,4 +21,7 @@ def __getattr__(name):
     if name in ("export_onnx", "export_block"):
         from attn_deploy.export import onnx_export
         return getattr(onnx_export, name)
+    if name == "deployable":
+        from attn_deploy.deploy.layer_swaps import deployable
+        return deployable
     raise AttributeError(f"module 'attn_deploy' has no attribute {name!r}")

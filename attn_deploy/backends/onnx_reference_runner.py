@@ -1,7 +1,9 @@
 """The ONNX reference evaluator (``onnx.reference``): slow, pure numpy, an independent check.
 
 It runs models with attn_deploy's custom nodes through their model-local functions, so it
-proves the function bodies, not our kernels.
+proves the function bodies, not our kernels. A few of its ops are replaced where onnx's own are
+wrong for older opsets or far too slow (``reference_ops.py``; still numpy, still independent of
+PyTorch and ONNX Runtime).
 """
 from __future__ import annotations
 
@@ -38,10 +40,12 @@ class OnnxReferenceRunner(Runner):
 
     def _activate(self) -> None:
         from onnx.reference import ReferenceEvaluator
+
+        from attn_deploy.backends.reference_ops import REFERENCE_OPS
         proto = onnx.load(str(self.path))
         self._metas = metadata_from_proto(proto)
         self._outputs = [o.name for o in proto.graph.output]
-        self.evaluator = ReferenceEvaluator(proto)
+        self.evaluator = ReferenceEvaluator(proto, new_ops=REFERENCE_OPS)
 
     def _deactivate(self) -> None:
         self.evaluator = None

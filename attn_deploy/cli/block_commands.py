@@ -35,8 +35,17 @@ def cmd_list(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from attn_deploy.deploy.export_command import check_block_args, export_user_model
     from attn_deploy.export import export_block
 
+    if args.model or args.recipe:  # any model, or a recipe: export, validate, engine
+        return export_user_model(args, progress, _print_validation)
+    if not args.key:
+        raise AttnDeployError("export: give a block KEY, --model package.module:factory or "
+                              "--recipe FILE")
+    if not args.output:
+        raise AttnDeployError(f"export {args.key}: -o/--output FILE is required")
+    check_block_args(args)
     dims = _parse_dims(args.dims)
     path = export_block(args.key, args.output, opset=args.opset, flavor=args.flavor,
                         static=args.static, **dims)
@@ -108,9 +117,15 @@ def add_commands(sub) -> None:
     p = sub.add_parser("list", help="list the registered blocks")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("export", help="export a block to ONNX (every dim symbol dynamic)")
-    p.add_argument("key", help="block key (see `attn-deploy list`)")
-    p.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    p = sub.add_parser(
+        "export", help="export a block, any model (--model) or a recipe (--recipe) to ONNX",
+        description="Export a registered block (KEY), any nn.Module (--model, then validated "
+                    "against PyTorch at two shapes and built into a TensorRT engine where "
+                    "TensorRT is present) or what a recipe (--recipe export/NAME.toml) says.")
+    p.add_argument("key", nargs="?", default=None, help="block key (see `attn-deploy list`)")
+    p.add_argument("-o", "--output", default=None,
+                   help="ONNX file to write (required for KEY and --model; overrides a "
+                        "recipe's output)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     p.add_argument("--static", action="store_true", help="fixed shapes (the example dims)")
     p.add_argument("--flavor", choices=FLAVORS, default="default",
@@ -118,6 +133,36 @@ def add_commands(sub) -> None:
                         "plain (standard ops only)")
     p.add_argument("--dims", action="append", metavar="SYM=INT[,...]",
                    help="example sizes, e.g. H=32,W=48 (defaults from the spec)")
+    g = p.add_argument_group("any model (--model)")
+    g.add_argument("--model", metavar="PACKAGE.MODULE:FACTORY",
+                   help="callable returning the nn.Module, e.g. mypkg.nets:build_segmenter")
+    g.add_argument("--kwargs", metavar="JSON", help="keyword arguments for the factory")
+    g.add_argument("--checkpoint", metavar="FILE",
+                   help="state_dict to load (read with torch.load(weights_only=True))")
+    g.add_argument("--input", action="append", metavar="NAME:SHAPE[:DTYPE]",
+                   help="an input and its example shape, e.g. image:2x3x64x64; repeat per input")
+    g.add_argument("--dynamic", action="append", metavar="NAME:AXIS=SYMBOL[,..]",
+                   help="dynamic axes, e.g. image:0=N,2=H,3=W; inputs sharing a symbol "
+                        "share the size")
+    g.add_argument("--multiple", action="append", metavar="SYMBOL=INT",
+                   help="a dynamic size must be a multiple of INT, e.g. H=32")
+    g.add_argument("--output-names", nargs="+", metavar="NAME",
+                   help="output names (default output, or output_0, output_1, ...)")
+    g.add_argument("--shapes", action="append", metavar="NAME:DxDx..[,..]",
+                   help="validation shapes, trtexec syntax; repeat (default: the example "
+                        "shape and one with every dynamic size changed)")
+    g.add_argument("--keep-layers", action="store_true",
+                   help="do not swap non-exportable layers (see attn_deploy.deployable)")
+    g.add_argument("--engine", metavar="FILE",
+                   help="TensorRT engine to build where TensorRT is present (default: the "
+                        "ONNX path with .engine)")
+    g.add_argument("--engine-precision", choices=("fp32", "fp16"), default=None,
+                   help="engine precision (default fp32)")
+    g = p.add_argument_group("recipe (--recipe) and validation")
+    g.add_argument("--recipe", metavar="FILE", help="export recipe, e.g. export/ccnet_small.toml")
+    g.add_argument("--runtimes", nargs="+", choices=RUNTIMES, metavar="RUNTIME",
+                   help="runtimes to validate on (default: all present)")
+    g.add_argument("--no-validate", action="store_true", help="export only")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("validate", help="export (for a block) and compare every runtime "

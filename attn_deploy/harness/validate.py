@@ -85,7 +85,7 @@ def graph_summary(path: str | Path) -> tuple[int, list[str]]:
     return len(proto.graph.node), custom
 
 
-def _run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
+def run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
                   cases: Sequence[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]],
                   precision: str, rtol: float | None, progress: Progress | None) -> None:
     for runtime in runtimes:
@@ -165,7 +165,7 @@ def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
             feed = {n: t.numpy() for n, t in zip(s.inputs, tensors)}
             label = format_shapes({n: a.shape for n, a in feed.items()})
             cases.append((label, feed, reference.infer(feed)))
-    _run_runtimes(v, path, runtimes, cases, precision, s.rtol if precision == "fp32" else None,
+    run_runtimes(v, path, runtimes, cases, precision, s.rtol if precision == "fp32" else None,
                   progress)
     return v
 
@@ -199,7 +199,7 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
                 feed[name] = random_input(rng, shp[name], meta.dtype)
             label = format_shapes({n: a.shape for n, a in feed.items()})
             cases.append((label, feed, ref_runner.infer(feed)))
-    _run_runtimes(v, path, runtimes, cases, precision, None, progress)
+    run_runtimes(v, path, runtimes, cases, precision, None, progress)
     return v
 
 

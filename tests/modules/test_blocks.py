@@ -1,6 +1,7 @@
 """Every registered block, parametrized over the registry: spec sanity, docstring, eager
 forward, and one ONNX export validated on ONNX Runtime CPU and onnx.reference against PyTorch at
-the default dims and at dims where every symbol differs (from the same file)."""
+the default dims and at dims where every symbol differs (from the same file), then checked
+statically against TensorRT's ONNX operator support."""
 import sys
 
 import onnx
@@ -9,6 +10,7 @@ import torch
 
 import attn_deploy as ad
 from attn_deploy.harness.validate import validate_block
+from attn_deploy.tensorrt.compat import check_model
 
 KEYS = ad.list_modules()
 
@@ -85,3 +87,7 @@ def test_export_and_parity_on_every_cpu_runtime(key, tmp_path, randomize_norms):
         assert got == tuple(template), f"{name}: {got} != {template}"
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["attn_deploy_block"] == key and meta["attn_deploy_version"] == ad.__version__
+
+    # the same file, statically checked against TensorRT's ONNX parser support (10.3 and newest)
+    result = check_model(v.onnx_path)
+    assert result, f"{key}:\n{result.summary()}"

@@ -1,0 +1,138 @@
+"""``attn-deploy export --model ...`` and ``attn-deploy export --recipe ...``: the command-line
+side of :mod:`attn_deploy.deploy.pipeline` (argument checks, the summary it prints)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from attn_deploy.deploy.input_args import (alternate_dims, check_dims, inputs_from_args,
+                                           parse_symbol_ints)
+from attn_deploy.errors import AttnDeployError
+
+# export options that only mean something for a registered block
+_BLOCK_ONLY = ("static", "dims")
+# options that only mean something with --model
+_MODEL_ONLY = ("kwargs", "checkpoint", "input", "dynamic", "multiple", "output_names",
+               "shapes", "engine", "engine_precision")
+
+
+def _refuse(args, names, why: str) -> None:
+    given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None)]
+    if given:
+        raise AttnDeployError(f"{', '.join(given)}: {why}")
+
+
+def check_block_args(args) -> None:
+    """``export KEY``: refuse the options that only mean something with --model/--recipe."""
+    _refuse(args, _MODEL_ONLY + ("keep_layers", "runtimes", "no_validate"),
+            "only with --model or --recipe (export KEY exports the block; validate it with "
+            "`attn-deploy validate`)")
+
+
+def _shapes_to_dims(inputs, texts: list[str]) -> list[dict[str, int]]:
+    """--shapes image:3x3x40x72 (trtexec syntax) -> sizes per symbol, checked against the
+    fixed axes."""
+    from attn_deploy.harness.shapes import parse_shapes
+
+    out = []
+    for text in texts:
+        shapes = parse_shapes(text)
+        unknown = set(shapes) - {s.name for s in inputs}
+        if unknown or len(shapes) != len(inputs):
+            raise AttnDeployError(f"--shapes {text!r}: give a shape for each input "
+                                  f"{[s.name for s in inputs]}; unknown {sorted(unknown)}")
+        dims: dict[str, int] = {}
+        for spec in inputs:
+            shape = shapes[spec.name]
+            if len(shape) != len(spec.template):
+                raise AttnDeployError(f"--shapes {text!r}: input {spec.name!r} has rank "
+                                      f"{len(spec.template)} {tuple(spec.template)}, got {shape}")
+            for axis, (t, d) in enumerate(zip(spec.template, shape)):
+                if isinstance(t, int) and t != d:
+                    raise AttnDeployError(f"--shapes {text!r}: {spec.name!r} axis {axis} is "
+                                          f"fixed at {t} (not --dynamic), got {d}")
+                if isinstance(t, str):
+                    if dims.setdefault(t, d) != d:
+                        raise AttnDeployError(f"--shapes {text!r}: {t} is {dims[t]} on one axis "
+                                              f"and {d} on {spec.name!r} axis {axis}")
+        out.append(dims)
+    return out
+
+
+def _engine_options(args, output: Path, dims, shapes):
+    from attn_deploy.deploy.pipeline import EngineOptions
+
+    sizes = [dims, *shapes]
+    return EngineOptions(Path(args.engine) if args.engine else output.with_suffix(".engine"),
+                         args.engine_precision or "fp32",
+                         {s: min(d[s] for d in sizes) for s in dims}, dict(dims),
+                         {s: max(d[s] for d in sizes) for s in dims})
+
+
+def export_user_model(args, progress: Callable[[str], None],
+                      print_validation: Callable) -> int:
+    """Run ``export --model`` or ``export --recipe``; returns the exit code."""
+    from attn_deploy.deploy.pipeline import deploy_model, run_recipe
+    from attn_deploy.deploy.recipe import load_recipe
+    from attn_deploy.deploy.user_model import build_model
+
+    if args.key:
+        raise AttnDeployError(f"export: give a block KEY ({args.key!r}) or --model/--recipe, "
+                              "not both")
+    _refuse(args, _BLOCK_ONLY, "only for a registered block KEY")
+    runtimes = args.runtimes
+    if args.recipe:
+        if args.model:
+            raise AttnDeployError("export: --model and --recipe exclude each other (the "
+                                  "recipe names its model)")
+        _refuse(args, _MODEL_ONLY, "a recipe says this itself; edit the recipe")
+        recipe = load_recipe(args.recipe)
+        progress(f"recipe {recipe.path}: {recipe.factory}")
+        result = run_recipe(recipe, output=args.output, runtimes=runtimes,
+                            validate=not args.no_validate, progress=progress)
+    else:
+        if not args.output:
+            raise AttnDeployError("export --model: -o/--output FILE is required")
+        try:
+            kwargs = json.loads(args.kwargs) if args.kwargs else {}
+        except json.JSONDecodeError as exc:
+            raise AttnDeployError(f"--kwargs {args.kwargs!r} is not JSON: {exc}") from None
+        if not isinstance(kwargs, dict):
+            raise AttnDeployError(f"--kwargs: expected a JSON object, got {args.kwargs!r}")
+        inputs, dims = inputs_from_args(args.input, args.dynamic)
+        multiples = parse_symbol_ints(args.multiple, "--multiple")
+        unknown = sorted(set(multiples) - set(dims))
+        if unknown:
+            raise AttnDeployError(f"--multiple names {unknown}, which no --dynamic axis uses; "
+                                  f"symbols: {sorted(dims)}")
+        dims = check_dims(inputs, dims, "--input sizes", multiples)
+        shapes = _shapes_to_dims(inputs, args.shapes) if args.shapes else \
+            ([dims, alternate_dims(dims, multiples)] if dims else [dims])
+        model = build_model(args.model, kwargs, args.checkpoint)
+        output = Path(args.output)
+        result = deploy_model(
+            model, output, inputs, dims, None if args.no_validate else shapes,
+            output_names=args.output_names, swap_layers=not args.keep_layers,
+            opset=args.opset, flavor=args.flavor, multiples=multiples, runtimes=runtimes,
+            engine=_engine_options(args, output, dims, shapes),
+            metadata={"attn_deploy_model": args.model}, progress=progress)
+    from attn_deploy.harness.validate import graph_summary
+
+    nodes, custom = graph_summary(result.onnx_path)
+    print(f"wrote {result.onnx_path} ({nodes} nodes"
+          f"{', custom: ' + ', '.join(custom) if custom else ''}; outputs "
+          f"{', '.join(result.output_names)})")
+    if len(result.swaps) or result.swaps.skipped:
+        print(result.swaps)
+    if result.swap_check:
+        print(result.swap_check)
+    if result.validation is not None:
+        print_validation(result.validation)
+    e = result.engine
+    print(f"engine: {e.status}" + (f" {e.path}" if e.path else "")
+          + (f" ({e.message.splitlines()[0][:200]})" if e.message else ""))
+    if result.validation is not None:
+        ran = [r for r in result.validation.results if r.status != "unavailable"]
+        print("PASS" if result.passed else ("FAIL" if ran else "FAIL: no runtime ran"))
+    return 0 if result.passed else 1

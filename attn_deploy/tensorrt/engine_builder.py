@@ -1,0 +1,200 @@
+"""Build a TensorRT engine from an ONNX file, with the plugins, a profile and an engine cache.
+
+    build = build_engine("carafe.onnx", precision="fp16")
+    build.path, build.cached, build.seconds
+
+- Plugins: a model with ``attn_deploy`` nodes gets ``libattn_deploy_plugins.so`` loaded first
+  (``plugin_library``, else found by ``plugin_library.plugin_library_path``); every plugin its
+  nodes need must then be in TensorRT's registry, or the error names the missing ones. Nodes that
+  still carry their model-local function ("default" export flavor) fall back to the function when
+  the library is absent; with it loaded, the parser flag ENABLE_PLUGIN_OVERRIDE (where TensorRT
+  has it) routes them to the plugin.
+- Precision: fp32 builds with TF32 off (fp32 parity is 1e-5). fp16 on TensorRT 10 sets the
+  builder's FP16 flag on the float32 model; TensorRT 11 has no such flag (networks are strongly
+  typed), so the model is converted to float16 first (``fp16_model``).
+- Profile: from the block spec in the model's metadata or from ``min/opt/max`` (``profiles``).
+- Cache: engines keyed by model, TensorRT version, GPU, precision, profile, plugin library and
+  settings (``engine_cache``); one timing cache per TensorRT version and GPU speeds up rebuilds.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from attn_deploy.errors import AttnDeployError
+from attn_deploy.tensorrt import plugin_library as plugins
+from attn_deploy.tensorrt.engine_cache import EngineCache, EngineKey, file_digest
+from attn_deploy.tensorrt.fp16_model import convert_to_fp16, is_fp16_model
+from attn_deploy.tensorrt.profiles import Profile, describe_profile, profile_for_model
+from attn_deploy.tensorrt.runtime_env import (gpu_identity, import_tensorrt, tensorrt_major,
+                                              tensorrt_version)
+
+PRECISIONS = ("fp32", "fp16")
+DEFAULT_WORKSPACE_MB = 4096
+
+
+@dataclass
+class EngineBuild:
+    path: Path
+    cached: bool
+    seconds: float
+    precision: str
+    profile: Profile
+    tensorrt: str
+    plugin_library: Path | None
+    notes: list[str] = field(default_factory=list)
+
+
+def plugin_ops(proto: onnx.ModelProto) -> list[tuple[str, str, str, bool]]:
+    """(op, version, namespace, has_local_function) of the model's attn_deploy nodes."""
+    functions = {(f.domain, f.name) for f in proto.functions}
+    ops = {}
+    for node in proto.graph.node:
+        if node.domain != plugins.PLUGIN_NAMESPACE:
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        version = attrs.get("plugin_version", plugins.PLUGIN_VERSION)
+        namespace = attrs.get("plugin_namespace", plugins.PLUGIN_NAMESPACE)
+        version = version.decode() if isinstance(version, bytes) else version
+        namespace = namespace.decode() if isinstance(namespace, bytes) else namespace
+        ops[(node.op_type, version, namespace)] = (node.domain, node.op_type) in functions
+    return [(*k, v) for k, v in ops.items()]
+
+
+_LOGGER = None
+
+
+def collecting_logger(trt):
+    """The process's TensorRT logger: prints warnings and keeps recent errors for exception
+    messages. One object for the whole process, because TensorRT keeps the pointers it is given
+    (the standard plugins' logger lives as long as the process)."""
+    global _LOGGER
+    if _LOGGER is None:
+        class CollectingLogger(trt.ILogger):
+            def __init__(self):
+                trt.ILogger.__init__(self)
+                self.errors: list[str] = []
+
+            def log(self, severity, msg):
+                if int(severity) <= int(trt.ILogger.Severity.ERROR):
+                    self.errors = self.errors[-50:] + [str(msg)]
+                if int(severity) <= int(trt.ILogger.Severity.WARNING):
+                    print(f"[TensorRT] {msg}", file=sys.stderr)
+
+        _LOGGER = CollectingLogger()
+        trt.init_libnvinfer_plugins(_LOGGER, "")
+    return _LOGGER
+
+
+def build_engine(onnx_path: str | Path, *, precision: str = "fp32",
+                 min_shapes=None, opt_shapes=None, max_shapes=None,
+                 workspace_mb: int | None = None, cache_dir: str | Path | None = None,
+                 plugin_library: str | Path | None = None, use_cache: bool = True,
+                 device: int = 0) -> EngineBuild:
+    """Build (or fetch from the cache) an engine for ``onnx_path``; see the module docstring."""
+    if precision not in PRECISIONS:
+        raise AttnDeployError(f"precision: expected one of {list(PRECISIONS)}, got {precision!r}")
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise AttnDeployError(f"build-engine: {str(onnx_path)!r} is not a file")
+    trt = import_tensorrt()
+    start = time.perf_counter()
+    notes: list[str] = []
+    proto = onnx.load(str(onnx_path))
+    fp16_flag = hasattr(trt.BuilderFlag, "FP16")
+    if is_fp16_model(proto) and precision == "fp32":
+        raise AttnDeployError(f"{onnx_path.name} has float16 inputs: build it with precision "
+                              "'fp16' (strongly typed networks keep the model's types)")
+    if precision == "fp16" and not fp16_flag and not is_fp16_model(proto):
+        proto = convert_to_fp16(proto)
+        notes.append(f"TensorRT {tensorrt_version(trt)} is strongly typed: built from a float16 "
+                     "copy of the model")
+    profile = profile_for_model(proto, min_shapes=min_shapes, opt_shapes=opt_shapes,
+                                max_shapes=max_shapes)
+
+    logger = collecting_logger(trt)
+    logger.errors.clear()
+    ops = plugin_ops(proto)
+    library = None
+    if ops or plugin_library is not None:
+        library = Path(plugin_library) if plugin_library is not None else \
+            plugins.plugin_library_path(required=not all(f for *_, f in ops))
+        if library is not None:
+            plugins.load_plugin_library(library, trt)
+            plugins.require_plugins(trt, [op[:3] for op in ops], library)
+            # The parser imports a node with a model-local function as that function.
+            override = hasattr(trt.OnnxParserFlag, "ENABLE_PLUGIN_OVERRIDE")
+            if any(f for *_, f in ops) and not override:
+                notes.append(f"TensorRT {tensorrt_version(trt)}'s ONNX parser has no "
+                             "ENABLE_PLUGIN_OVERRIDE flag: attn_deploy nodes with local functions "
+                             "run as those functions, not as the plugins (export with flavor "
+                             "'tensorrt' to use the plugins)")
+        else:
+            notes.append("plugin library not found: attn_deploy nodes use their local functions")
+
+    model_bytes = proto.SerializeToString()
+    workspace = workspace_mb or DEFAULT_WORKSPACE_MB
+    key = EngineKey(
+        model_sha256=hashlib.sha256(model_bytes).hexdigest(),
+        tensorrt=tensorrt_version(trt), gpu=gpu_identity(device), precision=precision,
+        profile=describe_profile(profile),
+        plugin_sha256=file_digest(library) if library is not None and library.is_file() else "",
+        settings=f"workspace={workspace}MB;tf32=off;fp16_flag={fp16_flag and precision == 'fp16'}")
+    cache = EngineCache(cache_dir)
+    path = cache.engine_path(onnx_path.stem, key)
+    if use_cache and path.is_file():
+        return EngineBuild(path, True, time.perf_counter() - start, precision, profile,
+                           key.tensorrt, library, notes)
+
+    engine, timing = _build(trt, logger, proto, model_bytes, onnx_path, precision, profile,
+                            workspace, cache.load(cache.timing_cache_path(key.tensorrt, key.gpu)),
+                            override=bool(library is not None and ops))
+    cache.store_timing_cache(cache.timing_cache_path(key.tensorrt, key.gpu), timing)
+    cache.store(path, engine, key)
+    return EngineBuild(path, False, time.perf_counter() - start, precision, profile,
+                       key.tensorrt, library, notes)
+
+
+def _build(trt, logger, proto, model_bytes: bytes, onnx_path: Path, precision: str,
+           profile: Profile, workspace_mb: int, timing_cache: bytes | None,
+           override: bool) -> tuple[bytes, bytes]:
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # TensorRT 10: weakly typed; 11: always strongly typed
+    parser = trt.OnnxParser(network, logger)
+    if override and hasattr(trt.OnnxParserFlag, "ENABLE_PLUGIN_OVERRIDE"):
+        parser.set_flag(trt.OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE)
+    if not parser.parse(model_bytes, str(onnx_path)):
+        errors = []
+        for i in range(parser.num_errors):
+            e = parser.get_error(i)
+            errors.append(f"node {e.node()} ({e.node_name()}, {e.node_operator()}): {e.desc()}")
+        raise AttnDeployError(f"TensorRT {trt.__version__} could not parse {onnx_path.name}: "
+                              + "; ".join(errors or logger.errors or ["no details"]))
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
+    if precision == "fp16" and hasattr(trt.BuilderFlag, "FP16"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    opt_profile = builder.create_optimization_profile()
+    for name, (lo, opt, hi) in profile.items():
+        opt_profile.set_shape(name, lo, opt, hi)
+    config.add_optimization_profile(opt_profile)
+    cache = config.create_timing_cache(timing_cache or b"")
+    config.set_timing_cache(cache, False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise AttnDeployError(f"TensorRT {trt.__version__} failed to build an engine for "
+                              f"{onnx_path.name} ({precision}, {describe_profile(profile)}): "
+                              + "; ".join(logger.errors or ["no details"]))
+    return bytes(serialized), bytes(config.get_timing_cache().serialize())
+
+
+def tensorrt_is_strongly_typed() -> bool:
+    """Whether the installed TensorRT builds strongly typed networks only (11 and later)."""
+    return tensorrt_major(import_tensorrt()) >= 11

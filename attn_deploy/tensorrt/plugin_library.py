@@ -1,0 +1,98 @@
+"""Where the built plugin library is, and loading it into TensorRT.
+
+``libattn_deploy_plugins.so`` is built by CMake from ``plugins/`` (see plugins/README.md). It is
+looked for, in order: ``$ATTN_DEPLOY_PLUGINS_LIB``; ``attn_deploy/tensorrt/lib/`` (where a wheel
+or docker image puts it); the source tree's ``build/plugins/lib/``; the system library path.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from pathlib import Path
+
+from attn_deploy.errors import AttnDeployError
+
+LIBRARY_NAME = "libattn_deploy_plugins.so"
+ENV_VAR = "ATTN_DEPLOY_PLUGINS_LIB"
+PLUGIN_NAMESPACE = "attn_deploy"
+PLUGIN_VERSION = "1"
+PLUGIN_NAMES = ("CARAFE", "CrissCrossAttention")
+
+BUILD_HINT = ("build it with: cmake -S plugins -B build/plugins "
+              "-DTensorRT_INCLUDE_DIR=<folder with NvInferRuntime.h> && "
+              "cmake --build build/plugins -j  (or set $" + ENV_VAR + " to the .so)")
+
+_loaded: dict[str, ctypes.CDLL] = {}
+
+
+def candidate_paths() -> list[Path]:
+    """Files the library is looked for at, in order (the system path is searched after)."""
+    package = Path(__file__).resolve().parent
+    paths = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else []
+    return paths + [package / "lib" / LIBRARY_NAME,
+                    package.parents[1] / "build" / "plugins" / "lib" / LIBRARY_NAME]
+
+
+def plugin_library_path(required: bool = True) -> Path | None:
+    """The plugin library: a file path, or a library name the dynamic loader resolves from the
+    system path. None (or AttnDeployError when ``required``) if it is not built."""
+    env = os.environ.get(ENV_VAR)
+    if env and not Path(env).is_file():
+        raise AttnDeployError(f"${ENV_VAR}={env!r} is not a file; {BUILD_HINT}")
+    for path in candidate_paths():
+        if path.is_file():
+            return path.absolute()
+    system = ctypes.util.find_library("attn_deploy_plugins")
+    if system:
+        return Path(system)
+    if required:
+        tried = ", ".join(str(p) for p in candidate_paths())
+        raise AttnDeployError(f"{LIBRARY_NAME} not found (looked at {tried} and the system "
+                              f"library path); {BUILD_HINT}")
+    return None
+
+
+def load_plugin_library(path: str | Path | None = None, trt=None) -> Path:
+    """Load the library into this process. Its creators register with TensorRT's registry at
+    load time (the way Polygraphy's --plugins and ONNX Runtime load plugin libraries); with
+    ``trt`` given and the creators still missing (the library found no TensorRT to register
+    with), TensorRT's own loader registers them through getCreators()."""
+    path = Path(path) if path is not None else plugin_library_path()
+    key = str(path)
+    if key not in _loaded:
+        try:
+            _loaded[key] = ctypes.CDLL(key)
+        except OSError as exc:
+            raise AttnDeployError(f"cannot load plugin library {key!r}: {exc}") from exc
+    if trt is not None and any(find_creator(trt, name) is None for name in PLUGIN_NAMES):
+        handle = trt.get_plugin_registry().load_library(key)
+        if handle is None:
+            raise AttnDeployError(f"TensorRT could not load plugin library {key!r}")
+        _loaded[key + ":tensorrt"] = handle
+    return path
+
+
+def find_creator(trt, name: str, version: str = PLUGIN_VERSION,
+                 namespace: str = PLUGIN_NAMESPACE):
+    """The registered creator for a plugin, or None. Scans the registry's creator list (the
+    lookup by name logs an error in TensorRT when the plugin is absent)."""
+    registry = trt.get_plugin_registry()
+    creators = getattr(registry, "all_creators", None)
+    if creators is None:  # TensorRT < 10
+        creators = registry.plugin_creator_list
+    for c in creators:
+        if (c.name, c.plugin_version, c.plugin_namespace) == (name, version, namespace):
+            return c
+    return None
+
+
+def require_plugins(trt, ops: list[tuple[str, str, str]], library: Path | None) -> None:
+    """Raise AttnDeployError naming every (op, version, namespace) TensorRT cannot find."""
+    missing = [op for op in ops if find_creator(trt, *op) is None]
+    if missing:
+        names = ", ".join(f"{n} (version {v}, namespace {ns!r})" for n, v, ns in missing)
+        where = f"after loading {library}" if library else "and no plugin library was loaded"
+        raise AttnDeployError(f"TensorRT plugin(s) not found: {names}, {where}. "
+                              f"attn_deploy's library provides {', '.join(PLUGIN_NAMES)} in "
+                              f"namespace {PLUGIN_NAMESPACE!r}; {BUILD_HINT}")

@@ -1,0 +1,21 @@
+# cmake -DLIBRARY=<path> -DREADELF=<readelf> -P check_library_links.cmake
+# The plugin library must not depend on libnvinfer (the lean runtime loads it for
+# version-compatible engines) nor on a shared CUDA runtime (it carries cudart statically).
+execute_process(COMMAND "${READELF}" -d "${LIBRARY}" OUTPUT_VARIABLE dynamic RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "readelf -d ${LIBRARY} failed")
+endif()
+string(REGEX MATCHALL "\\(NEEDED\\)[^\n]*" needed "${dynamic}")
+message(STATUS "${LIBRARY} needs: ${needed}")
+foreach(forbidden libnvinfer libcudart.so libnvonnxparser)
+  string(FIND "${needed}" "${forbidden}" at)
+  if(NOT at EQUAL -1)
+    message(FATAL_ERROR "${LIBRARY} must not link ${forbidden}: ${needed}")
+  endif()
+endforeach()
+execute_process(COMMAND "${READELF}" --dyn-syms -W "${LIBRARY}" OUTPUT_VARIABLE syms)
+string(REGEX MATCHALL "GLOBAL +DEFAULT +[0-9]+ [A-Za-z_][A-Za-z0-9_]*" exported "${syms}")
+list(LENGTH exported count)
+if(NOT count EQUAL 2)
+  message(FATAL_ERROR "expected exactly getCreators and setLoggerFinder to be exported, got: ${exported}")
+endif()

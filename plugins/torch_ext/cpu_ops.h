@@ -1,0 +1,52 @@
+// CPU implementations of the native ops on raw, contiguous NCHW buffers (no torch tensor types, so
+// the files that define them compile quickly). ops.cpp validates the tensors and calls these.
+#pragma once
+
+#include "carafe_math.h"
+#include "criss_cross_math.h"
+
+namespace attn_deploy {
+
+template <typename T>
+void carafeForwardCpu(const T* features, const T* masks, T* output, const CarafeDims& d);
+
+template <typename T>
+void carafeBackwardCpu(const T* gradOut, const T* features, const T* masks, T* gradFeatures,
+                       T* gradMasks, const CarafeDims& d);
+
+template <typename T>
+void crissCrossForwardCpu(const T* query, const T* key, const T* value, T* output,
+                          const CrissCrossDims& d);
+
+// workspace: crissCrossBackwardCpuWorkspace(d) floats.
+template <typename T>
+void crissCrossBackwardCpu(const T* gradOut, const T* query, const T* key, const T* value,
+                           T* gradQuery, T* gradKey, T* gradValue, float* workspace,
+                           const CrissCrossDims& d);
+
+// Attention weights and energy gradients of one batch item: 2 x [H+W, H, W] floats.
+inline int64_t crissCrossBackwardCpuWorkspace(const CrissCrossDims& d) {
+  return 2 * int64_t(d.positions()) * d.plane();
+}
+
+template <typename P>
+struct LaneTag {
+  using type = P;
+};
+
+// Runs body(LaneTag<P>{}, x) over a row of `width` pixels: SIMD packs (P = FloatPack) while they
+// fit, then single pixels (P = float, the GPU's instantiation) for the tail.
+template <typename Body>
+inline void forEachLanePack(int width, const Body& body) {
+  int x = 0;
+  for (; x + kPackLanes <= width; x += kPackLanes) body(LaneTag<FloatPack>{}, x);
+  for (; x < width; ++x) body(LaneTag<float>{}, x);
+}
+
+// Rows per parallel task: enough work (~64k multiply-adds) to pay for handing out a chunk.
+inline int64_t grainRows(int64_t macsPerRow) {
+  const int64_t rows = 65536 / (macsPerRow > 0 ? macsPerRow : 1);
+  return rows > 0 ? rows : 1;
+}
+
+}  // namespace attn_deploy
