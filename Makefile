@@ -11,6 +11,8 @@ STAMP := $(VENV)/.attn_deploy-installed
 PYTEST_WORKERS ?= 2
 
 .PHONY: setup test demo plugins clean
+# TensorRT headers for the plugin library (not installable from PyPI; see plugins/README.md).
+TRT_INC ?=
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +29,13 @@ test: setup
 
 demo: setup
 	$(VENV)/bin/attn-deploy report --out reports
+
+# libattn_deploy_plugins.so: CUDA kernels + TensorRT plugins when TRT_INC points at TensorRT's
+# include/ folder; without it, the kernels and the TensorRT-free core only.
+plugins:
+	cmake -S plugins -B build/plugins $(if $(TRT_INC),-DTensorRT_INCLUDE_DIR=$(TRT_INC),)
+	cmake --build build/plugins -j
+	cd build/plugins && ctest --output-on-failure
 
 clean:
 	rm -rf build .pytest_cache

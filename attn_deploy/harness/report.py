@@ -92,6 +92,16 @@ def render_markdown(rows: Sequence[dict], environment: Mapping[str, str]) -> str
     lines.append("|" + "---|" * len(_COLUMNS))
     for r in rows:
         lines.append("| " + " | ".join(_cell(k, r[k]) for k, _ in _COLUMNS) + " |")
+    timed = [r for r in rows if r["ort_over_eager"] is not None]
+    slower = [r for r in timed if r["ort_over_eager"] > 1.0]
+    if timed:
+        lines += ["", f"ONNX Runtime CPU is at least as fast as PyTorch eager for "
+                      f"{len(timed) - len(slower)} of {len(timed)} blocks at the default dims."]
+    if slower:
+        lines += ["", "Blocks where ONNX Runtime is slower than eager (median ratio, ONNX "
+                      "nodes; per-node overhead dominates small graphs):", ""]
+        lines += [f"- `{r['block']}`: {r['ort_over_eager']:.2f}x, {r['nodes']} nodes"
+                  for r in slower]
     failures = [(r["block"], f) for r in rows for f in r["failures"]]
     failures += [(r["block"], r["export"]) for r in rows if r["export"] != "ok"]
     if failures:

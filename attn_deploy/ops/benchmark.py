@@ -126,30 +126,38 @@ def _cases(ext, device, generator):
            (grad, q, k, v), (q, k, v))
 
 
+def _line(name: str, seconds: float, fastest: float, peak: int) -> str:
+    return (f"  {name:44s} {seconds * 1e3:9.3f} ms (min {fastest * 1e3:8.3f})"
+            f"  peak {peak / 2**20:7.2f} MiB")
+
+
 def run(device: torch.device, repeats: int) -> list[dict]:
+    """Prints and returns one row per case: median/min times, peak bytes, ratios."""
     ext = load_extension()
     bandwidth = _copy_bandwidth(device) if device.type == "cuda" else None
     results = []
-    for title, target, native, references, reads, writes in _cases(ext, device,
-                                                                    torch.Generator().manual_seed(0)):
-        times = _time_interleaved({"native": native, **references}, device, repeats)
-        peaks = {name: _peak_bytes(fn, device) for name, fn in {"native": native, **references}.items()}
-        print(f"\n[{device.type}] {title}  (threads={torch.get_num_threads()}, median of {repeats})")
-        print(f"  {'native':45s} {times['native'] * 1e3:9.3f} ms (min {times['native min'] * 1e3:8.3f})"
-              f"   peak {peaks['native'] / 2**20:7.2f} MiB")
+    cases = _cases(ext, device, torch.Generator().manual_seed(0))
+    for title, target, native, references, reads, writes in cases:
+        candidates = {"native": native, **references}
+        times = _time_interleaved(candidates, device, repeats)
+        peaks = {name: _peak_bytes(fn, device) for name, fn in candidates.items()}
+        print(f"\n[{device.type}] {title}  (threads={torch.get_num_threads()}, "
+              f"median of {repeats})")
+        print(_line("native", times["native"], times["native min"], peaks["native"]))
         for name in references:
             speedup = times[name] / times["native"]
             verdict = "" if target is None else \
-                f"  (target >= {target}x: {'met' if speedup >= target else 'NOT met'})"
-            print(f"  {name:45s} {times[name] * 1e3:9.3f} ms (min {times[name + ' min'] * 1e3:8.3f})"
-                  f"   peak {peaks[name] / 2**20:7.2f} MiB   native: {speedup:5.1f}x faster (median), "
-                  f"{peaks[name] / max(peaks['native'], 1):5.1f}x less memory{verdict}")
+                f"; target >= {target}x {'met' if speedup >= target else 'NOT met'}"
+            print(_line(name, times[name], times[name + " min"], peaks[name]))
+            print(f"  {'':44s} -> native {speedup:.1f}x faster (medians), "
+                  f"{peaks[name] / max(peaks['native'], 1):.1f}x less memory{verdict}")
         row = {"case": title, "device": device.type, "times_s": times, "peak_bytes": peaks}
         if bandwidth is not None:
             moved = sum(t.numel() * t.element_size() for t in reads + writes)
             floor = moved / bandwidth
             print(f"  bandwidth floor {floor * 1e3:.3f} ms ({moved / 2**20:.1f} MiB at "
-                  f"{bandwidth / 1e9:.0f} GB/s copy): native at {times['native'] / floor:.1f}x the floor")
+                  f"{bandwidth / 1e9:.0f} GB/s copy): native takes "
+                  f"{times['native'] / floor:.1f}x the floor")
             row.update(floor_s=floor, copy_bandwidth=bandwidth)
         results.append(row)
     return results

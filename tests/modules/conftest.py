@@ -26,3 +26,25 @@ def randomize_norms(model: nn.Module, seed: int = 0) -> nn.Module:
 @pytest.fixture(name="randomize_norms")
 def randomize_norms_fixture():
     return randomize_norms
+
+
+def assert_export_parity(key: str, model: nn.Module, path):
+    """Export ``model`` once (to a folder named after ``path``) and require ONNX Runtime CPU and
+    onnx.reference to match eager at the spec's default and alternate dims; returns the proto."""
+    import onnx
+
+    from attn_deploy.harness.validate import validate_block
+
+    workdir = path.parent / path.stem
+    workdir.mkdir(parents=True, exist_ok=True)
+    v = validate_block(key, runtimes=["ort-cpu", "onnx-reference"], workdir=workdir,
+                       model=model)
+    assert v.export_ok, v.export_error
+    failures = [f"{r.runtime} {r.shapes}: {r.message}" for r in v.results if not r.passed]
+    assert not failures and len(v.results) == 4, "\n".join(failures)
+    return onnx.load(v.onnx_path)
+
+
+@pytest.fixture(name="export_parity")
+def export_parity_fixture():
+    return assert_export_parity

@@ -6,43 +6,15 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
-from onnx.reference import ReferenceEvaluator
 
 import attn_deploy as ad
 from attn_deploy.errors import AttnDeployError
 
 
-def rel_l2(got, want) -> float:
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    return float(np.linalg.norm(got - want) / np.linalg.norm(want))
-
-
-def assert_export_parity(key: str, model: torch.nn.Module, path) -> onnx.ModelProto:
-    """Export ``model`` (made by ad.create) once; compare ORT and onnx.reference with eager at
-    the default and alternate dims, on inputs from the block's example function."""
-    config = model.attn_deploy_config["kwargs"]
-    spec = ad.spec(key, **config)
-    ad.export_block(key, path, model=model)
-    runners = [ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]),
-               ReferenceEvaluator(str(path))]
-    for seed, dims in enumerate(({}, spec.alternate_dims()), start=1):
-        xs = ad.example_inputs(key, seed=seed, config=config, **dims)
-        with torch.no_grad():
-            want = model(*xs)
-        want = want if isinstance(want, tuple) else (want,)
-        feed = {name: x.numpy() for name, x in zip(spec.inputs, xs)}
-        for runner in runners:
-            for name, g, w in zip(spec.outputs, runner.run(None, feed), want):
-                assert g.shape == tuple(w.shape), (name, dims)
-                assert not np.isnan(g).any() and not torch.isnan(w).any(), (name, dims)
-                assert rel_l2(g, w.numpy()) <= spec.rtol, (type(runner).__name__, name, dims)
-    return onnx.load(str(path))
 
 
 def initializer_bytes(proto: onnx.ModelProto) -> int:
@@ -130,10 +102,10 @@ def test_hard_concrete_gate_statistics_and_l0_penalty():
     assert ad.create("mha", head_gates=False).l0_penalty().item() == 0.0
 
 
-def test_mha_prune_heads_keeps_outputs_and_shrinks_export(tmp_path):
+def test_mha_prune_heads_keeps_outputs_and_shrinks_export(tmp_path, export_parity):
     m = ad.create("mha", dim=32, num_heads=4, causal=True)
     set_gates(m, [0.5, -8.0, 2.0, -8.0])                           # heads 1 and 3 closed at eval
-    gated = assert_export_parity("mha", m, tmp_path / "gated.onnx")
+    gated = export_parity("mha", m, tmp_path / "gated.onnx")
     xs = [ad.example_inputs("mha", seed=s, N=n, L=l) for s, (n, l) in enumerate([(2, 10), (3, 6)])]
     with torch.no_grad():
         before = [m(*x) for x in xs]
@@ -142,7 +114,7 @@ def test_mha_prune_heads_keeps_outputs_and_shrinks_export(tmp_path):
     with torch.no_grad():
         for x, want in zip(xs, before):
             torch.testing.assert_close(m(*x), want, rtol=1e-6, atol=1e-6)
-    pruned = assert_export_parity("mha", m, tmp_path / "pruned.onnx")
+    pruned = export_parity("mha", m, tmp_path / "pruned.onnx")
     assert initializer_bytes(pruned) < 0.7 * initializer_bytes(gated)
     assert m.prune_heads() == []                                   # nothing closed any more
     assert m.prune_heads([1]) == [2]                               # original head ids
@@ -241,11 +213,11 @@ def test_synthesizer_bad_arguments():
         ad.create("synthesizer")(torch.randn(2, 8))
 
 
-def test_synthesizer_export_parity(tmp_path):
+def test_synthesizer_export_parity(tmp_path, export_parity):
     m = ad.create("synthesizer", mode="dense+random+factorized_dense+factorized_random+dot")
     with torch.no_grad():
         m.mix.copy_(torch.tensor([0.3, -0.5, 0.1, 0.7, -0.2]))
-    assert_export_parity("synthesizer", m, tmp_path / "synthesizer.onnx")
+    export_parity("synthesizer", m, tmp_path / "synthesizer.onnx")
 
 
 # -------------------------------------------------------------------------------------- luong
@@ -332,9 +304,9 @@ def test_luong_without_mask_and_bad_arguments():
 
 
 @pytest.mark.parametrize("attention,score", [("local-m", "concat"), ("local-p", "general")])
-def test_luong_export_parity(tmp_path, attention, score):
+def test_luong_export_parity(tmp_path, attention, score, export_parity):
     m = ad.create("luong", attention=attention, score=score)
-    proto = assert_export_parity("luong", m, tmp_path / "luong.onnx")
+    proto = export_parity("luong", m, tmp_path / "luong.onnx")
     kinds = {i.name: i.type.tensor_type.elem_type for i in proto.graph.input}
     assert kinds["source_mask"] == onnx.TensorProto.BOOL
     if attention == "local-m":
@@ -391,9 +363,9 @@ def test_show_attend_tell_bad_arguments():
         m(torch.randn(2, 12, 64), torch.randn(3, 32))
 
 
-def test_show_attend_tell_hard_export_parity(tmp_path):
+def test_show_attend_tell_hard_export_parity(tmp_path, export_parity):
     """Hard attention exports its eval form (argmax); soft is the registered default, which
     tests/modules/test_blocks.py exports."""
-    proto = assert_export_parity("show_attend_tell", ad.create("show_attend_tell", mode="hard"),
+    proto = export_parity("show_attend_tell", ad.create("show_attend_tell", mode="hard"),
                                  tmp_path / "sat.onnx")
     assert "ArgMax" in {n.op_type for n in proto.graph.node}

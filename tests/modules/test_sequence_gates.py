@@ -3,40 +3,13 @@ re-computations at two shapes, bad arguments, and one export per block checked w
 and onnx.reference at the default and alternate dims from the same file."""
 from __future__ import annotations
 
-import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 import torch
-from onnx.reference import ReferenceEvaluator
 
 import attn_deploy as ad
 from attn_deploy.errors import AttnDeployError
 
 
-def rel_l2(got, want) -> float:
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    return float(np.linalg.norm(got - want) / np.linalg.norm(want))
-
-
-def assert_export_parity(key: str, model: torch.nn.Module, path) -> onnx.ModelProto:
-    """Export once; ORT and onnx.reference must match eager at default and alternate dims."""
-    config = model.attn_deploy_config["kwargs"]
-    spec = ad.spec(key, **config)
-    ad.export_block(key, path, model=model)
-    runners = [ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]),
-               ReferenceEvaluator(str(path))]
-    for seed, dims in enumerate(({}, spec.alternate_dims()), start=1):
-        xs = ad.example_inputs(key, seed=seed, config=config, **dims)
-        with torch.no_grad():
-            want = model(*xs)
-        want = want if isinstance(want, tuple) else (want,)
-        feed = {name: x.numpy() for name, x in zip(spec.inputs, xs)}
-        for runner in runners:
-            for name, g, w in zip(spec.outputs, runner.run(None, feed), want):
-                assert g.shape == tuple(w.shape), (name, dims)
-                assert rel_l2(g, w.numpy()) <= spec.rtol, (type(runner).__name__, name, dims)
-    return onnx.load(str(path))
 
 
 # ---------------------------------------------------------------------------------------- ban
@@ -78,8 +51,8 @@ def test_ban_bad_arguments():
         ad.create("ban", glimpses=0)
 
 
-def test_ban_export_parity(tmp_path):
-    assert_export_parity("ban", ad.create("ban"), tmp_path / "ban.onnx")
+def test_ban_export_parity(tmp_path, export_parity):
+    export_parity("ban", ad.create("ban"), tmp_path / "ban.onnx")
 
 
 # -------------------------------------------------------------------------- actor_transformer
@@ -133,8 +106,8 @@ def test_actor_transformer_bad_arguments():
         m(torch.randn(2, 5, 16))
 
 
-def test_actor_transformer_export_parity(tmp_path):
-    assert_export_parity("actor_transformer", ad.create("actor_transformer"),
+def test_actor_transformer_export_parity(tmp_path, export_parity):
+    export_parity("actor_transformer", ad.create("actor_transformer"),
                          tmp_path / "actor.onnx")
 
 
@@ -188,9 +161,9 @@ def test_recurrent_matches_manual_cell_loop(kind, cfg):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_recurrent_export_is_one_node_per_layer(tmp_path, kind):
+def test_recurrent_export_is_one_node_per_layer(tmp_path, kind, export_parity):
     cfg = {"num_layers": 2, "bidirectional": True, "with_initial_state": True}
-    proto = assert_export_parity(kind, ad.create(kind, **cfg), tmp_path / f"{kind}.onnx")
+    proto = export_parity(kind, ad.create(kind, **cfg), tmp_path / f"{kind}.onnx")
     ops = [n.op_type for n in proto.graph.node]
     assert ops.count(kind.upper()) == 2
     assert not {"Loop", "Scan", "If"} & set(ops)

@@ -30,7 +30,8 @@ def poisoned(expected, fn, *args):
 
 
 def rand(*shape, seed, dtype=torch.float32):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=generator, dtype=torch.float64).to(dtype)
 
 
 # ---------------------------------------------------------------- oracles (float64)
@@ -114,7 +115,8 @@ def test_carafe_matches_float64_oracle(shape):
     n, c, h, w, k, g, s = shape
     f, m = rand(n, c, h, w, seed=1), rand(n, g * k * k, h * s, w * s, seed=2)
     expected = carafe_oracle(f, m, k, g, s)
-    assert_close(poisoned(expected, ext.carafe_forward, f, m, k, g, s), expected, 1e-5, "carafe forward")
+    assert_close(poisoned(expected, ext.carafe_forward, f, m, k, g, s), expected, 1e-5,
+                 "carafe forward")
     grad = rand(n, c, h * s, w * s, seed=3)
     of, om = carafe_oracle_grads(f, m, grad, k, g, s)
     gf, gm = poisoned((of, om), ext.carafe_backward, grad, f, m, k, g, s)
@@ -155,8 +157,9 @@ def test_carafe_non_contiguous_inputs_give_the_contiguous_result():
     expected = ext.carafe_forward(f.contiguous(), m.contiguous(), 5, 1, 2)
     assert torch.equal(ext.carafe_forward(f, m, 5, 1, 2), expected)
     grad = rand(2, 8, 18, 14, seed=11).transpose(2, 3).contiguous().transpose(2, 3)
+    contiguous = [t.contiguous() for t in (grad, f, m)]
     for got, want in zip(ext.carafe_backward(grad, f, m, 5, 1, 2),
-                         ext.carafe_backward(grad.contiguous(), f.contiguous(), m.contiguous(), 5, 1, 2)):
+                         ext.carafe_backward(*contiguous, 5, 1, 2)):
         assert torch.equal(got, want)
 
 
@@ -191,7 +194,8 @@ def test_criss_cross_matches_dense_oracle(shape):
 
 
 def test_criss_cross_softmax_is_stable_for_large_energies():
-    q, k, v = rand(1, 4, 6, 7, seed=16) * 30, rand(1, 4, 6, 7, seed=17) * 30, rand(1, 3, 6, 7, seed=18)
+    q, k = rand(1, 4, 6, 7, seed=16) * 30, rand(1, 4, 6, 7, seed=17) * 30
+    v = rand(1, 3, 6, 7, seed=18)
     assert_close(ext.criss_cross_attention_forward(q, k, v), cca_oracle(q, k, v), 1e-5, "cca large")
 
 
@@ -214,8 +218,8 @@ def test_criss_cross_float16_accumulates_in_float32():
     assert_close(out, expected, 2e-3, "cca fp16")
     grad = rand(2, 8, 7, 18, seed=25, dtype=torch.float16)
     expected = cca_oracle_grads(q, k, v, grad)
-    for name, a, e in zip("qkv", poisoned(expected, ext.criss_cross_attention_backward, grad, q, k, v),
-                          expected):
+    got = poisoned(expected, ext.criss_cross_attention_backward, grad, q, k, v)
+    for name, a, e in zip("qkv", got, expected):
         assert_close(a, e, 5e-3, f"cca fp16 grad {name}")
 
 
@@ -248,22 +252,34 @@ def test_results_do_not_depend_on_thread_count():
     try:
         for t in (1, max(2, threads)):
             torch.set_num_threads(t)
-            outs.append((ext.carafe_forward(f, m, 5, 1, 2), ext.criss_cross_attention_forward(q, k, v),
+            outs.append((ext.carafe_forward(f, m, 5, 1, 2),
+                         *ext.carafe_backward(m[:, :16], f, m, 5, 1, 2),
+                         ext.criss_cross_attention_forward(q, k, v),
                          *ext.criss_cross_attention_backward(v, q, k, v)))
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(a, b) for a, b in zip(*outs))
 
 
+def _carafe(f_shape, m_shape, k=3, g=1, s=2):
+    return lambda: ext.carafe_forward(torch.randn(*f_shape), torch.randn(*m_shape), k, g, s)
+
+
+def _cca(q_shape, k_shape, v_shape):
+    return lambda: ext.criss_cross_attention_forward(torch.randn(*q_shape), torch.randn(*k_shape),
+                                                     torch.randn(*v_shape))
+
+
 @pytest.mark.parametrize("call,message", [
-    (lambda: ext.carafe_forward(torch.randn(1, 4, 5), torch.randn(1, 9, 10, 10), 3, 1, 2), "features must be a 4-D"),
-    (lambda: ext.carafe_forward(torch.randn(1, 4, 5, 5), torch.randn(1, 9, 10, 10), 4, 1, 2), "kernel_size must be odd"),
-    (lambda: ext.carafe_forward(torch.randn(1, 4, 5, 5), torch.randn(1, 27, 10, 10), 3, 3, 2), "group_size must be >= 1 and divide"),
-    (lambda: ext.carafe_forward(torch.randn(1, 4, 5, 5), torch.randn(1, 9, 10, 10), 3, 1, 0), "scale_factor must be in"),
-    (lambda: ext.carafe_forward(torch.randn(1, 4, 5, 5), torch.randn(1, 9, 10, 9), 3, 1, 2), "masks must have shape"),
-    (lambda: ext.carafe_backward(torch.randn(1, 4, 10, 9), torch.randn(1, 4, 5, 5), torch.randn(1, 9, 10, 10), 3, 1, 2), "grad_output must have"),
-    (lambda: ext.criss_cross_attention_forward(torch.randn(1, 2, 4, 4), torch.randn(1, 3, 4, 4), torch.randn(1, 5, 4, 4)), "key must have the shape of query"),
-    (lambda: ext.criss_cross_attention_forward(torch.randn(1, 2, 4, 4), torch.randn(1, 2, 4, 4), torch.randn(1, 5, 4, 3)), "value must be"),
+    (_carafe((1, 4, 5), (1, 9, 10, 10)), "features must be a 4-D"),
+    (_carafe((1, 4, 5, 5), (1, 9, 10, 10), k=4), "kernel_size must be odd"),
+    (_carafe((1, 4, 5, 5), (1, 27, 10, 10), g=3), "group_size must be >= 1 and divide"),
+    (_carafe((1, 4, 5, 5), (1, 9, 10, 10), s=0), "scale_factor must be in"),
+    (_carafe((1, 4, 5, 5), (1, 9, 10, 9)), "masks must have shape"),
+    (lambda: ext.carafe_backward(torch.randn(1, 4, 10, 9), torch.randn(1, 4, 5, 5),
+                                 torch.randn(1, 9, 10, 10), 3, 1, 2), "grad_output must have"),
+    (_cca((1, 2, 4, 4), (1, 3, 4, 4), (1, 5, 4, 4)), "key must have the shape of query"),
+    (_cca((1, 2, 4, 4), (1, 2, 4, 4), (1, 5, 4, 3)), "value must be"),
 ])
 def test_bad_arguments_raise_value_errors_naming_them(call, message):
     with pytest.raises(ValueError, match=message):
@@ -284,11 +300,13 @@ def test_unsupported_dtypes_raise_type_errors():
 @pytest.mark.parametrize("dtype,rtol", [(torch.float32, 1e-5), (torch.float16, 2e-3)])
 def test_cuda_kernels_match_the_oracles(dtype, rtol):
     n, c, h, w, k, g, s = 2, 8, 7, 13, 5, 2, 2
-    f, m = rand(n, c, h, w, seed=34, dtype=dtype), rand(n, g * k * k, h * s, w * s, seed=35, dtype=dtype)
+    f = rand(n, c, h, w, seed=34, dtype=dtype)
+    m = rand(n, g * k * k, h * s, w * s, seed=35, dtype=dtype)
     grad = rand(n, c, h * s, w * s, seed=36, dtype=dtype)
     cu = [t.cuda() for t in (grad, f, m)]
     expected = carafe_oracle(f, m, k, g, s)
-    assert_close(poisoned(expected, ext.carafe_forward, *cu[1:], k, g, s), expected, rtol, "cuda carafe")
+    assert_close(poisoned(expected, ext.carafe_forward, *cu[1:], k, g, s), expected, rtol,
+                 "cuda carafe")
     expected = carafe_oracle_grads(f, m, grad, k, g, s)
     for a, e in zip(poisoned(expected, ext.carafe_backward, *cu, k, g, s), expected):
         assert_close(a, e, rtol, "cuda carafe backward")
@@ -296,7 +314,8 @@ def test_cuda_kernels_match_the_oracles(dtype, rtol):
     grad = rand(2, 3, 9, 14, seed=40, dtype=dtype)
     cu = [t.cuda() for t in (grad, q, kk, v)]
     expected = cca_oracle(q, kk, v)
-    assert_close(poisoned(expected, ext.criss_cross_attention_forward, *cu[1:]), expected, rtol, "cuda cca")
+    assert_close(poisoned(expected, ext.criss_cross_attention_forward, *cu[1:]), expected, rtol,
+                 "cuda cca")
     expected = cca_oracle_grads(q, kk, v, grad)
     for a, e in zip(poisoned(expected, ext.criss_cross_attention_backward, *cu), expected):
         assert_close(a, e, 2.5 * rtol, "cuda cca backward")
