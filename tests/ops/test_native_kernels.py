@@ -13,10 +13,14 @@ import torch
 
 from attn_deploy.ops import _native
 
-ext = _native.load_extension()
-pytestmark = pytest.mark.skipif(ext is None, reason=f"native ops unavailable: "
-                                f"{_native.native_available()['reason']}")
-CUDA = torch.cuda.is_available() and _native.native_available()["cuda"]
+
+@pytest.fixture(scope="module")
+def ext():
+    """The native ops, built on first use (not at collection: that can take a while)."""
+    ops = _native.load_extension()
+    if ops is None:
+        pytest.skip(f"native ops unavailable: {_native.native_available()['reason']}")
+    return ops
 
 
 def poisoned(expected, fn, *args):
@@ -111,7 +115,7 @@ CARAFE_SHAPES = [  # N, C, H, W, k, G, s  (W*s >= 16 exercises SIMD packs and si
 
 
 @pytest.mark.parametrize("shape", CARAFE_SHAPES)
-def test_carafe_matches_float64_oracle(shape):
+def test_carafe_matches_float64_oracle(ext, shape):
     n, c, h, w, k, g, s = shape
     f, m = rand(n, c, h, w, seed=1), rand(n, g * k * k, h * s, w * s, seed=2)
     expected = carafe_oracle(f, m, k, g, s)
@@ -126,7 +130,7 @@ def test_carafe_matches_float64_oracle(shape):
 
 @pytest.mark.parametrize("shape", [(2, 64, 20, 27, 5, 1, 2), (1, 32, 16, 16, 3, 4, 4),
                                    (3, 16, 13, 40, 7, 2, 1)])
-def test_carafe_matches_reference_at_larger_shapes(shape):
+def test_carafe_matches_reference_at_larger_shapes(ext, shape):
     from attn_deploy.ops import carafe_reference
     n, c, h, w, k, g, s = shape
     f, m = rand(n, c, h, w, seed=4), rand(n, g * k * k, h * s, w * s, seed=5).softmax(1)
@@ -135,7 +139,7 @@ def test_carafe_matches_reference_at_larger_shapes(shape):
                  "carafe vs reference")
 
 
-def test_carafe_float16_accumulates_in_float32():
+def test_carafe_float16_accumulates_in_float32(ext):
     n, c, h, w, k, g, s = 2, 8, 6, 10, 5, 2, 2
     f, m = rand(n, c, h, w, seed=6, dtype=torch.float16), rand(n, g * k * k, h * s, w * s, seed=7,
                                                                dtype=torch.float16)
@@ -150,7 +154,7 @@ def test_carafe_float16_accumulates_in_float32():
     assert_close(gm, om, 2e-3, "carafe fp16 grad masks")
 
 
-def test_carafe_non_contiguous_inputs_give_the_contiguous_result():
+def test_carafe_non_contiguous_inputs_give_the_contiguous_result(ext):
     f = rand(2, 9, 7, 8, seed=9).permute(0, 3, 1, 2)  # [2, 8, 9, 7], channels-last strides
     m = rand(2, 50, 18, 28, seed=10)[:, ::2, :, ::2]  # [2, 25, 18, 14]
     assert not f.is_contiguous() and not m.is_contiguous()
@@ -164,7 +168,7 @@ def test_carafe_non_contiguous_inputs_give_the_contiguous_result():
 
 
 @pytest.mark.parametrize("n,c,h,w", [(0, 4, 5, 5), (2, 0, 5, 5), (2, 4, 0, 5), (2, 4, 5, 0)])
-def test_carafe_empty_inputs(n, c, h, w):
+def test_carafe_empty_inputs(ext, n, c, h, w):
     g = 2 if c else 1
     f, m = torch.randn(n, c, h, w), torch.randn(n, g * 9, 2 * h, 2 * w)
     out = ext.carafe_forward(f, m, 3, g, 2)
@@ -180,7 +184,7 @@ CCA_SHAPES = [(1, 2, 3, 4, 5), (2, 3, 5, 7, 9), (1, 1, 2, 1, 1), (1, 2, 3, 1, 20
 
 
 @pytest.mark.parametrize("shape", CCA_SHAPES)
-def test_criss_cross_matches_dense_oracle(shape):
+def test_criss_cross_matches_dense_oracle(ext, shape):
     n, cq, c, h, w = shape
     q, k, v = rand(n, cq, h, w, seed=12), rand(n, cq, h, w, seed=13), rand(n, c, h, w, seed=14)
     expected = cca_oracle(q, k, v)
@@ -193,14 +197,14 @@ def test_criss_cross_matches_dense_oracle(shape):
         assert_close(a, e, 1e-5, f"cca grad {name}")
 
 
-def test_criss_cross_softmax_is_stable_for_large_energies():
+def test_criss_cross_softmax_is_stable_for_large_energies(ext):
     q, k = rand(1, 4, 6, 7, seed=16) * 30, rand(1, 4, 6, 7, seed=17) * 30
     v = rand(1, 3, 6, 7, seed=18)
     assert_close(ext.criss_cross_attention_forward(q, k, v), cca_oracle(q, k, v), 1e-5, "cca large")
 
 
 @pytest.mark.parametrize("shape", [(2, 8, 64, 24, 37), (1, 16, 32, 40, 40)])
-def test_criss_cross_matches_reference_at_larger_shapes(shape):
+def test_criss_cross_matches_reference_at_larger_shapes(ext, shape):
     from attn_deploy.ops import criss_cross_attention_reference
     n, cq, c, h, w = shape
     q, k, v = rand(n, cq, h, w, seed=19), rand(n, cq, h, w, seed=20), rand(n, c, h, w, seed=21)
@@ -209,7 +213,7 @@ def test_criss_cross_matches_reference_at_larger_shapes(shape):
                  "cca vs reference")
 
 
-def test_criss_cross_float16_accumulates_in_float32():
+def test_criss_cross_float16_accumulates_in_float32(ext):
     q, k, v = (rand(2, 4, 7, 18, seed=s, dtype=torch.float16) for s in (22, 23, 24))
     v = v.repeat(1, 2, 1, 1)
     expected = cca_oracle(q, k, v)
@@ -223,7 +227,7 @@ def test_criss_cross_float16_accumulates_in_float32():
         assert_close(a, e, 5e-3, f"cca fp16 grad {name}")
 
 
-def test_criss_cross_non_contiguous_inputs_give_the_contiguous_result():
+def test_criss_cross_non_contiguous_inputs_give_the_contiguous_result(ext):
     q = rand(2, 9, 20, 3, seed=26).permute(0, 3, 2, 1)  # [2, 3, 20, 9]
     k = rand(2, 3, 20, 18, seed=27)[..., ::2]
     v = rand(2, 20, 9, 5, seed=28).permute(0, 3, 1, 2)  # [2, 5, 20, 9]
@@ -233,7 +237,7 @@ def test_criss_cross_non_contiguous_inputs_give_the_contiguous_result():
 
 @pytest.mark.parametrize("n,cq,c,h,w", [(0, 2, 3, 4, 5), (2, 2, 0, 4, 5), (2, 2, 3, 0, 5),
                                         (2, 2, 3, 4, 0)])
-def test_criss_cross_empty_inputs(n, cq, c, h, w):
+def test_criss_cross_empty_inputs(ext, n, cq, c, h, w):
     q, k, v = torch.randn(n, cq, h, w), torch.randn(n, cq, h, w), torch.randn(n, c, h, w)
     assert ext.criss_cross_attention_forward(q, k, v).shape == (n, c, h, w)
     grads = ext.criss_cross_attention_backward(torch.randn(n, c, h, w), q, k, v)
@@ -242,7 +246,7 @@ def test_criss_cross_empty_inputs(n, cq, c, h, w):
 
 
 # ---------------------------------------------------------------- both ops
-def test_results_do_not_depend_on_thread_count():
+def test_results_do_not_depend_on_thread_count(ext):
     """Each element is computed by one call of the shared per-element function, whatever the
     partition of rows between threads: bitwise equal results."""
     f, m = rand(2, 16, 12, 21, seed=29), rand(2, 25, 24, 42, seed=30)
@@ -262,12 +266,12 @@ def test_results_do_not_depend_on_thread_count():
 
 
 def _carafe(f_shape, m_shape, k=3, g=1, s=2):
-    return lambda: ext.carafe_forward(torch.randn(*f_shape), torch.randn(*m_shape), k, g, s)
+    return lambda ext: ext.carafe_forward(torch.randn(*f_shape), torch.randn(*m_shape), k, g, s)
 
 
 def _cca(q_shape, k_shape, v_shape):
-    return lambda: ext.criss_cross_attention_forward(torch.randn(*q_shape), torch.randn(*k_shape),
-                                                     torch.randn(*v_shape))
+    return lambda ext: ext.criss_cross_attention_forward(
+        torch.randn(*q_shape), torch.randn(*k_shape), torch.randn(*v_shape))
 
 
 @pytest.mark.parametrize("call,message", [
@@ -276,17 +280,17 @@ def _cca(q_shape, k_shape, v_shape):
     (_carafe((1, 4, 5, 5), (1, 27, 10, 10), g=3), "group_size must be >= 1 and divide"),
     (_carafe((1, 4, 5, 5), (1, 9, 10, 10), s=0), "scale_factor must be in"),
     (_carafe((1, 4, 5, 5), (1, 9, 10, 9)), "masks must have shape"),
-    (lambda: ext.carafe_backward(torch.randn(1, 4, 10, 9), torch.randn(1, 4, 5, 5),
-                                 torch.randn(1, 9, 10, 10), 3, 1, 2), "grad_output must have"),
+    (lambda ext: ext.carafe_backward(torch.randn(1, 4, 10, 9), torch.randn(1, 4, 5, 5),
+                                     torch.randn(1, 9, 10, 10), 3, 1, 2), "grad_output must have"),
     (_cca((1, 2, 4, 4), (1, 3, 4, 4), (1, 5, 4, 4)), "key must have the shape of query"),
     (_cca((1, 2, 4, 4), (1, 2, 4, 4), (1, 5, 4, 3)), "value must be"),
 ])
-def test_bad_arguments_raise_value_errors_naming_them(call, message):
+def test_bad_arguments_raise_value_errors_naming_them(ext, call, message):
     with pytest.raises(ValueError, match=message):
-        call()
+        call(ext)
 
 
-def test_unsupported_dtypes_raise_type_errors():
+def test_unsupported_dtypes_raise_type_errors(ext):
     with pytest.raises(TypeError, match="float32 or float16"):
         ext.carafe_forward(torch.randn(1, 4, 5, 5, dtype=torch.float64),
                            torch.randn(1, 9, 10, 10, dtype=torch.float64), 3, 1, 2)
@@ -296,9 +300,11 @@ def test_unsupported_dtypes_raise_type_errors():
 
 
 # ---------------------------------------------------------------- CUDA (same kernels as TensorRT)
-@pytest.mark.skipif(not CUDA, reason="no CUDA device or the native ops were built without CUDA")
 @pytest.mark.parametrize("dtype,rtol", [(torch.float32, 1e-5), (torch.float16, 2e-3)])
-def test_cuda_kernels_match_the_oracles(dtype, rtol):
+def test_cuda_kernels_match_the_oracles(ext, dtype, rtol):
+    if not (torch.cuda.is_available() and _native.native_available()["cuda"]):
+        pytest.skip(f"no CUDA device or no CUDA build of the native ops "
+                    f"({_native.native_available()['reason'] or 'CPU-only torch'})")
     n, c, h, w, k, g, s = 2, 8, 7, 13, 5, 2, 2
     f = rand(n, c, h, w, seed=34, dtype=dtype)
     m = rand(n, g * k * k, h * s, w * s, seed=35, dtype=dtype)
@@ -321,7 +327,7 @@ def test_cuda_kernels_match_the_oracles(dtype, rtol):
         assert_close(a, e, 2.5 * rtol, "cuda cca backward")
 
 
-def test_loader_reports_its_state(monkeypatch):
+def test_loader_reports_its_state(ext, monkeypatch):
     state = _native.native_available()
     assert state["cpu"] is True and state["reason"] is None
     assert state["cuda"] == (torch.cuda.is_available() and torch.version.cuda is not None)
