@@ -28,7 +28,7 @@ test: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist load -q
 
 demo: setup
-	$(VENV)/bin/attn-deploy report --out reports
+	$(VENV)/bin/attn-deploy report --out reports --readme README.md
 
 # libattn_deploy_plugins.so: CUDA kernels + TensorRT plugins when TRT_INC points at TensorRT's
 # include/ folder; without it, the kernels and the TensorRT-free core only.

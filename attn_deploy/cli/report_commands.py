@@ -64,6 +64,10 @@ def cmd_report(args) -> int:
         from attn_deploy.harness.bench import settings
         from attn_deploy.harness.report import write_bench
         write_bench(benches, settings(), args.out)
+    if args.readme:
+        from attn_deploy.harness.report import update_readme
+        if not update_readme(args.readme, md):
+            print(f"{args.readme}: no compat-table markers; not updated", file=sys.stderr)
     passed = sum(r["passed"] for r in rows)
     print(f"{passed}/{len(rows)} blocks pass; wrote {md} and {js} "
           f"in {time.perf_counter() - start:.0f} s")
@@ -80,4 +84,6 @@ def add_commands(sub) -> None:
     p.add_argument("--workdir", help="where exported files go (default: a temp folder)")
     p.add_argument("--no-latency", action="store_true", help="skip the latency columns")
     p.add_argument("--strict", action="store_true", help="exit 1 when any block fails")
+    p.add_argument("--readme", help="also put the table into this README, between its "
+                                    "compat-table markers")
     p.set_defaults(func=cmd_report)

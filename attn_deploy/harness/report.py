@@ -173,3 +173,23 @@ def write_bench(results, settings: Mapping[str, str], out_dir: str | Path) -> li
         paths += [plot_latency(results, out / "latency.png"),
                   plot_speedup(results, out / "speedup.png")]
     return paths
+
+
+README_START, README_END = "<!-- compat-table:start -->", "<!-- compat-table:end -->"
+
+
+def update_readme(readme: str | Path, compat_md: str | Path) -> bool:
+    """Replace the README's block between the compat-table markers with the table from
+    ``compat_md`` (atomically). Returns False when the README has no markers."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    lines = Path(compat_md).read_text().splitlines()
+    summary = [ln for ln in lines if ln.startswith("**")]
+    table = summary + [""] + [ln for ln in lines if ln.startswith("|")]
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    body = "\n".join([README_START, *table, README_END])
+    atomic_write_text(readme, head + body + tail)
+    return True

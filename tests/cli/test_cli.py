@@ -44,3 +44,14 @@ def test_report_writes_markdown_and_json(tmp_path, capsys):
     assert rows["se"]["ort_over_eager"] > 0
     md = (tmp_path / "compat.md").read_text()
     assert "| se |" in md and "2 of 2 blocks pass" in md
+
+
+def test_report_puts_the_table_into_the_readme(tmp_path):
+    from attn_deploy.harness.report import README_END, README_START
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# t\n\n{README_START}\nold\n{README_END}\n\nafter\n")
+    assert main(["report", "--keys", "se", "--out", str(tmp_path / "r"), "--runtimes",
+                 "ort-cpu", "--no-latency", "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "| se |" in text and "old" not in text and text.endswith("after\n")
+    assert text.startswith("# t\n")

@@ -40,7 +40,7 @@ def test_dockerfile_builds_plugins_installs_and_smoke_tests(name):
     assert "ctest --test-dir build/plugins" in text and "cmake --install build/plugins" in text
     assert re.search(r"^\s*ATTN_DEPLOY_PLUGINS_LIB=/opt/attn_deploy/lib/libattn_deploy_plugins\.so",
                      text, re.M)
-    assert "python3 -m pip install ." in text
+    assert "python3 -m pip install -e ." in text  # editable: the native ops build from plugins/
     assert re.search(r"^RUN attn-deploy validate ", text, re.M)
     assert re.search(r'^CMD \["attn-deploy", "validate", "\w+"\]', text, re.M)
     if name == "Dockerfile.jetson":
