@@ -93,8 +93,10 @@ cudaError_t launchCarafeBackward(const T* gradOutput, const T* features, const T
   const int64_t featureCount = int64_t(N) * C * d.inPlane();
   const int64_t maskCount = int64_t(N) * groupSize * d.taps() * d.outPlane();
   if (maskCount == 0) return cudaSuccess;  // N, H or W is 0: nothing to write
-  if (gradOutput == nullptr || features == nullptr || masks == nullptr || gradFeatures == nullptr ||
-      gradMasks == nullptr) {
+  // C = 0: features, gradOutput and gradFeatures are empty (possibly null); gradMasks is all 0.
+  const bool channelsMissing =
+      gradOutput == nullptr || features == nullptr || gradFeatures == nullptr;
+  if ((featureCount > 0 && channelsMissing) || masks == nullptr || gradMasks == nullptr) {
     return cudaErrorInvalidValue;
   }
   if (featureCount > 0) {

@@ -60,10 +60,12 @@ template <typename T>
 __global__ void crissCrossScatterKernel(const float* weights, const float* energyGrad,
                                         const T* gradOutput, const T* query, T* gradValue,
                                         T* gradKey, CrissCrossDims d) {
-  const int64_t plane = d.plane(), total = int64_t(d.N) * (d.C + d.Cq) * plane;
+  // C + Cq in 64 bits: each fits in int32, their sum need not.
+  const int64_t channels = int64_t(d.C) + d.Cq;
+  const int64_t plane = d.plane(), total = int64_t(d.N) * channels * plane;
   for (int64_t idx = firstIndex(); idx < total; idx += indexStride()) {
     const int64_t nc = idx / plane;
-    const int n = int(nc / (d.C + d.Cq)), c = int(nc % (d.C + d.Cq));
+    const int n = int(nc / channels), c = int(nc % channels);
     const int y = int(idx % plane / d.W), x = int(idx % d.W);
     const int64_t workspaceOffset = int64_t(n) * d.positions() * plane;
     const bool valueChannel = c < d.C;
@@ -132,7 +134,8 @@ cudaError_t launchCrissCrossAttentionBackward(const T* gradOutput, const T* quer
   if (!crissCrossArgumentsValid(N, Cq, C, H, W)) return cudaErrorInvalidValue;
   const CrissCrossDims d{N, Cq, C, H, W};
   const int64_t pixels = int64_t(N) * d.plane();
-  if (pixels == 0 || C + Cq == 0) return cudaSuccess;
+  const int64_t channels = int64_t(C) + Cq;  // may exceed int32
+  if (pixels == 0 || channels == 0) return cudaSuccess;
   const bool queryKeyMissing =
       query == nullptr || key == nullptr || gradQuery == nullptr || gradKey == nullptr;
   const bool valueMissing = gradOutput == nullptr || value == nullptr || gradValue == nullptr;
@@ -151,7 +154,7 @@ cudaError_t launchCrissCrossAttentionBackward(const T* gradOutput, const T* quer
     status = cudaGetLastError();
     if (status != cudaSuccess) return status;
   }
-  crissCrossScatterKernel<T><<<blocksFor(pixels * (C + Cq)), kThreads, 0, stream>>>(
+  crissCrossScatterKernel<T><<<blocksFor(pixels * channels), kThreads, 0, stream>>>(
       weights, energyGrad, gradOutput, query, gradValue, gradKey, d);
   return cudaGetLastError();
 }

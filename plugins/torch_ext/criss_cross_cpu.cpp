@@ -68,7 +68,7 @@ template <typename T>
 void crissCrossForwardCpu(const T* query, const T* key, const T* value, T* output,
                           const CrissCrossDims& d) {
   const int64_t plane = d.plane();
-  const int64_t macsPerRow = int64_t(d.W) * d.positions() * (d.Cq + d.C);
+  const int64_t macsPerRow = int64_t(d.W) * d.positions() * (int64_t(d.Cq) + d.C);
   // One task = pixel row (n, y): its attention weights [H+W, W] live in a per-task scratch that
   // stays in cache while every value channel reads it.
   at::parallel_for(0, int64_t(d.N) * d.H, grainRows(macsPerRow), [&](int64_t begin, int64_t end) {
@@ -92,7 +92,7 @@ void crissCrossBackwardCpu(const T* gradOut, const T* query, const T* key, const
                            T* gradQuery, T* gradKey, T* gradValue, float* workspace,
                            const CrissCrossDims& d) {
   const int64_t plane = d.plane();
-  const int64_t macsPerRow = int64_t(d.W) * d.positions() * (d.Cq + d.C);
+  const int64_t macsPerRow = int64_t(d.W) * d.positions() * (int64_t(d.Cq) + d.C);
   // Attention weights and energy gradients of one batch item, [H+W, H, W] each: the transposed
   // gathers of pass 2 read other rows' entries, so pass 1 must finish the whole image first.
   float* const weights = workspace;
