@@ -37,7 +37,8 @@ class TorchRunner(Runner):
         self.model = self.model.to(self.device).eval()
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        args = [torch.from_numpy(np.ascontiguousarray(feed[n])).to(self.device)
+        args = [torch.from_numpy(np.ascontiguousarray(feed[n])).to(self.device,
+                                                                    self.inputs[n][0])
                 for n in self.inputs]
         with torch.inference_mode():
             out = self.model(*args)

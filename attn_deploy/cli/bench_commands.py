@@ -51,8 +51,8 @@ def _bench_key(key, args, workdir):
 def _bench_file(path, args):
     import numpy as np
 
-    from attn_deploy.backends import onnx_runner
-    from attn_deploy.harness.bench import bench_runners
+    from attn_deploy.backends import availability, onnx_runner
+    from attn_deploy.harness.bench import UnavailableRunner, bench_runners
     from attn_deploy.harness.shapes import format_shapes, parse_shapes
     from attn_deploy.harness.validate import random_input
     from attn_deploy.backends.onnx_reference_runner import metadata_from_proto
@@ -60,23 +60,25 @@ def _bench_file(path, args):
 
     shapes = parse_shapes(args.shapes) if args.shapes else _block_shapes_from_metadata(path)[0]
     metas = metadata_from_proto(onnx.load(str(path), load_external_data=False))
+    missing, unknown = set(metas) - set(shapes), set(shapes) - set(metas)
+    if missing or unknown:
+        raise AttnDeployError(f"{Path(path).name}: shapes must name its inputs {list(metas)}; "
+                              f"missing {sorted(missing)}, unknown {sorted(unknown)}")
     rng = np.random.default_rng(7)
     feed = {n: random_input(rng, shapes[n], m.dtype) for n, m in metas.items()}
-    runners = [onnx_runner(rt, path) for rt in args.runtimes if not rt.startswith("torch-")]
+    runners = []
+    for rt in args.runtimes:
+        ok, why = availability(rt)
+        if rt.startswith("torch-"):
+            continue  # a file has no PyTorch model
+        runners.append(onnx_runner(rt, path) if ok else UnavailableRunner(rt, why))
     return bench_runners(Path(path).name, runners, feed, repeats=args.repeats,
                          warmup=args.warmup, shapes=format_shapes(shapes))
 
 
-def cmd_bench(args) -> int:
-    from attn_deploy.harness.bench import settings
-    from attn_deploy.harness.report import write_bench
+def _bench_targets(targets, args, workdir, results) -> None:
     from attn_deploy.modules.registry import list_modules
 
-    if args.all == bool(args.target):
-        raise AttnDeployError("bench: give a block key or an ONNX file, or --all")
-    targets = list_modules() if args.all else [args.target]
-    workdir = tempfile.mkdtemp(prefix="attn_deploy_bench_")
-    results = []
     for i, t in enumerate(targets, 1):
         if len(targets) > 1:
             print(f"[{i}/{len(targets)}] {t}", file=sys.stderr, flush=True)
@@ -87,12 +89,26 @@ def cmd_bench(args) -> int:
         else:
             raise AttnDeployError(f"{t!r} is neither a block key nor an ONNX file")
         _print_bench(results[-1])
+
+
+def cmd_bench(args) -> int:
+    from attn_deploy.harness.bench import settings
+    from attn_deploy.harness.report import write_bench
+    from attn_deploy.modules.registry import list_modules
+
+    if args.all == bool(args.target):
+        raise AttnDeployError("bench: give a block key or an ONNX file, or --all")
+    targets = list_modules() if args.all else [args.target]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="attn_deploy_bench_") as workdir:
+        _bench_targets(targets, args, workdir, results)
     if args.out:
         paths = write_bench(results, settings(), args.out)
         print("wrote " + ", ".join(str(p) for p in paths))
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
-    return 0
+    # 0 only when every target was timed on at least one runtime and no runtime failed
+    return 0 if all(r.timings and not r.errors for r in results) else 1
 
 
 def cmd_polygraphy(args) -> int:

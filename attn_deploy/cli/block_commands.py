@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 from attn_deploy.errors import AttnDeployError
@@ -76,8 +77,9 @@ def cmd_validate(args) -> int:
     if target in list_modules():
         s = spec(target)
         dims = [dims_from_shapes(s, shp) for shp in shapes] or None
-        v = validate_block(target, runtimes=args.runtimes, dims=dims, flavor=args.flavor,
-                           workdir=args.workdir, progress=progress)
+        with tempfile.TemporaryDirectory(prefix="attn_deploy_validate_") as tmp:
+            v = validate_block(target, runtimes=args.runtimes, dims=dims, flavor=args.flavor,
+                               workdir=args.workdir or tmp, progress=progress)
         if not v.export_ok:
             print(f"export failed: {v.export_error}", file=sys.stderr)
             return 1
@@ -106,7 +108,11 @@ def _block_shapes_from_metadata(path: str) -> list[dict]:
     if not key:
         raise AttnDeployError(f"{path}: not exported by attn_deploy export; give --shapes, "
                               "e.g. --shapes x:1x64x32x32")
-    s = spec(key, **json.loads(meta.get("attn_deploy_config", "{}")))
+    try:
+        s = spec(key, **json.loads(meta.get("attn_deploy_config", "{}")))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise AttnDeployError(f"{path}: unreadable attn_deploy_config metadata ({exc}); give "
+                              "--shapes") from exc
     return [s.shapes(**s.dims), s.shapes(**s.alternate_dims())]
 
 

@@ -8,6 +8,7 @@ import tempfile
 import time
 
 from attn_deploy.cli.block_commands import progress
+from attn_deploy.errors import AttnDeployError
 
 
 def _bench(key: str, model, path, runtimes):
@@ -43,6 +44,10 @@ def cmd_report(args) -> int:
     from attn_deploy.modules.registry import create, list_modules, spec
 
     keys = args.keys or list_modules()
+    unknown = [k for k in keys if k not in list_modules()]
+    if unknown:
+        raise AttnDeployError(f"unknown block key(s) {unknown}; valid keys: "
+                              f"{', '.join(list_modules())}")
     workdir = args.workdir or tempfile.mkdtemp(prefix="attn_deploy_report_")
     rows, benches, start = [], [], time.perf_counter()
     for i, key in enumerate(keys, 1):

@@ -16,7 +16,7 @@ import torch
 from attn_deploy.errors import AttnDeployError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "float64": torch.float64,
-          "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,
+          "int64": torch.int64, "int32": torch.int32,
           "bool": torch.bool}
 
 

@@ -222,20 +222,26 @@ def write_triton_repo(onnx_path: str | Path, repo: str | Path, *, name: str | No
         raise AttnDeployError(f"{str(target)!r} exists; pass overwrite=True (--overwrite) to "
                               "replace it")
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+    old = None
     try:
         (staging / str(version)).mkdir()
         shutil.copyfile(plan if plan is not None else onnx_path,
                         staging / str(version) / PLATFORMS[platform][1])
         (staging / "config.pbtxt").write_text(text, encoding="utf-8")
         os.chmod(staging, 0o755)
-        old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=repo))
             os.replace(target, old / name)
         os.replace(staging, target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if old is not None and not target.exists():  # put the served model back
+            os.replace(old / name, target)
+            shutil.rmtree(old, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise AttnDeployError(f"cannot write the model repository {str(target)!r}: "
+                                  f"{exc}") from exc
         raise
     return target

@@ -19,6 +19,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            # mkstemp creates 0600; give the file the mode a plain open() would (or keep the
+            # mode of the file it replaces), so servers running as other users can read it
+            os.fchmod(f.fileno(), _target_mode(path))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
@@ -32,6 +35,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _target_mode(path: Path) -> int:
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 class _ignore_missing:

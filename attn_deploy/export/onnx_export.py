@@ -143,7 +143,8 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
         raise AttnDeployError(f"output path {str(path)!r}: folder {str(path.parent)!r} "
                               "does not exist")
 
-    model = model.eval()
+    was_training = model.training
+    model.eval()
     # in input order, not keyed by name: spec input names need not match forward's parameters
     shapes = _dynamic_shapes(input_names, dynamic_axes, example_inputs, multiples, min_dims,
                              max_dims)
@@ -159,6 +160,8 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
     except Exception as exc:  # the exporter raises many types; keep the cause attached
         raise AttnDeployError(f"ONNX export of {type(model).__name__} failed: "
                               f"{type(exc).__name__}: {str(exc)[:2000]}") from exc
+    finally:
+        model.train(was_training)
     proto = program.model_proto
     _check_dynamic(proto, dynamic_axes)
     _check_dynamic_outputs(proto, program)
@@ -172,8 +175,13 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
         proto.metadata_props.add(key=k, value=str(v))
     proto.producer_name = "attn_deploy"
     proto.producer_version = __version__
-    onnx.checker.check_model(proto, full_check=True)
-    atomic_write_bytes(path, proto.SerializeToString())
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+        data = proto.SerializeToString()
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        raise AttnDeployError(f"the exported model of {type(model).__name__} is not a valid "
+                              f"ONNX model: {str(exc)[:1000]}") from exc
+    atomic_write_bytes(path, data)
     return path
 
 

@@ -177,7 +177,7 @@ BENCH_RUNTIMES = ("torch-cpu", "torch-cuda", "ort-cpu", "ort-cuda", "ort-tensorr
 _FP16_RUNTIMES = ("torch-cuda", "tensorrt")
 
 
-class _UnavailableRunner(Runner):
+class UnavailableRunner(Runner):
     """Stands in for a runtime that cannot run this benchmark, carrying the reason."""
 
     def __init__(self, name: str, why: str):
@@ -212,9 +212,9 @@ def block_runners(key: str, model, path, runtimes: Sequence[str], precision: str
     for rt in runtimes:
         ok, why = availability(rt)
         if not ok:
-            runners.append(_UnavailableRunner(rt, why))
+            runners.append(UnavailableRunner(rt, why))
         elif precision == "fp16" and rt not in _FP16_RUNTIMES:
-            runners.append(_UnavailableRunner(rt, "fp16 is timed on GPU runtimes only "
+            runners.append(UnavailableRunner(rt, "fp16 is timed on GPU runtimes only "
                                                   f"({', '.join(_FP16_RUNTIMES)})"))
         elif rt.startswith("torch-"):
             m = copy.deepcopy(model)

@@ -31,10 +31,10 @@ def _parity_cell(v: Validation, runtime: str, dynamic_only: bool = False) -> str
 
 def _short_reason(message: str) -> str:
     m = message.lower()
+    if "cuda" in m or "gpu" in m:
+        return "no GPU"
     if "tensorrt" in m:
         return "TensorRT absent"
-    if "cuda" in m:
-        return "no GPU"
     return message[:40]
 
 
@@ -43,8 +43,7 @@ def row(v: Validation, *, family: str = "", export_path: str = "", trt_check: st
     """A JSON-friendly row for one block."""
     lat = latency or {}
     ratio = (lat["ort-cpu"] / lat["torch-cpu"]) if {"ort-cpu", "torch-cpu"} <= set(lat) else None
-    trt = v.runtime_status("tensorrt")
-    trt_cell = ("not run: no GPU" if trt in ("unavailable", "not run") else trt)
+    trt_cell = _parity_cell(v, "tensorrt")
     return {
         "block": v.name, "family": family, "export_path": export_path,
         "export": "ok" if v.export_ok else f"FAILED: {v.export_error[:300]}",

@@ -19,8 +19,8 @@ def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
         except ValueError:
             raise AttnDeployError(f"shape {item!r}: dims must be integers separated by 'x', "
                                   f"got {dims!r}") from None
-        if any(d < 0 for d in shape):
-            raise AttnDeployError(f"shape {item!r}: dims must be >= 0")
+        if any(d < 1 for d in shape):
+            raise AttnDeployError(f"shape {item!r}: dims must be >= 1")
         if name in shapes:
             raise AttnDeployError(f"shape for input {name!r} given twice")
         shapes[name] = shape

@@ -62,7 +62,8 @@ class Validation:
         shapes after the first, i.e. the dynamic-shape check)."""
         rs = self.for_runtime(runtime)
         if dynamic_only:
-            rs = [r for r in rs if r.status == "unavailable"] or rs[1:]
+            # an unavailable runtime or a session that could not be built has one result
+            rs = [r for r in rs if r.shapes == "-"] or rs[1:]
         if not rs:
             return "not run"
         for status in ("unavailable", "error", "fail"):
@@ -93,8 +94,11 @@ def run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
         if not ok:
             v.results.append(RunResult(runtime, "-", "unavailable", message=why))
             continue
+        # only TensorRT builds at a reduced precision; every other runtime runs the fp32 file
+        rt_precision = precision if runtime == "tensorrt" else "fp32"
+        options = {"precision": precision} if runtime == "tensorrt" else {}
         try:
-            runner = onnx_runner(runtime, path).activate()
+            runner = onnx_runner(runtime, path, **options).activate()
         except Exception as exc:  # a session that cannot be built is this runtime's failure
             v.results.append(RunResult(runtime, "-", "error", message=f"{type(exc).__name__}: "
                                                                       f"{str(exc)[:500]}"))
@@ -108,7 +112,7 @@ def run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
                     v.results.append(RunResult(runtime, label, "error",
                                                message=f"{type(exc).__name__}: {str(exc)[:500]}"))
                     continue
-                cmp = compare(out, ref, precision, rtol)
+                cmp = compare(out, ref, rt_precision, rtol if rt_precision == "fp32" else None)
                 v.results.append(RunResult(runtime, label, "pass" if cmp else "fail", cmp,
                                            "" if cmp else str(cmp),
                                            time.perf_counter() - start))
@@ -117,11 +121,17 @@ def run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
 
 
 def check_runtimes(runtimes: Iterable[str] | None) -> tuple[str, ...]:
+    """The ONNX runtimes to validate; PyTorch is the reference, not a runtime under test."""
     runtimes = tuple(runtimes or DEFAULT_RUNTIMES)
     bad = [r for r in runtimes if r not in RUNTIMES]
     if bad:
         raise AttnDeployError(f"unknown runtime(s) {bad}; valid: {', '.join(RUNTIMES)}")
-    return tuple(r for r in runtimes if r in ONNX_RUNTIMES)
+    torch_rts = [r for r in runtimes if r not in ONNX_RUNTIMES]
+    if torch_rts:
+        raise AttnDeployError(f"{', '.join(torch_rts)}: PyTorch is the reference of a "
+                              f"validation, not a runtime under test; choose from "
+                              f"{', '.join(ONNX_RUNTIMES)}")
+    return runtimes
 
 
 def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
@@ -143,6 +153,7 @@ def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
     dims = list(dims) if dims else [dict(s.dims), s.alternate_dims()]
     v = Validation(key)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="attn_deploy_"))
+    workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"{key}.onnx"
     start = time.perf_counter()
     try:
@@ -182,6 +193,9 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
     if not path.is_file():
         raise AttnDeployError(f"ONNX file {str(path)!r} does not exist")
     runtimes = [r for r in check_runtimes(runtimes) if r != reference_runtime]
+    if not runtimes:
+        raise AttnDeployError(f"{reference_runtime} is the reference for an ONNX file; name "
+                              f"another runtime to compare with it")
     v = Validation(path.name, str(path), export_ok=True)
     v.node_count, v.custom_nodes = graph_summary(path)
     metas = metadata_from_proto(onnx.load(str(path), load_external_data=False))
@@ -191,6 +205,10 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
     cases = []
     with onnx_runner(reference_runtime, path) as ref_runner:
         for shp in shapes:
+            unknown = set(shp) - set(metas)
+            if unknown:
+                raise AttnDeployError(f"{path.name}: no input(s) {sorted(unknown)}; inputs are "
+                                      f"{list(metas)}")
             feed = {}
             for name, meta in metas.items():
                 if name not in shp:
@@ -198,7 +216,15 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
                                           f"inputs are {list(metas)}")
                 feed[name] = random_input(rng, shp[name], meta.dtype)
             label = format_shapes({n: a.shape for n, a in feed.items()})
-            cases.append((label, feed, ref_runner.infer(feed)))
+            try:
+                ref = ref_runner.infer(feed)
+            except AttnDeployError:
+                raise
+            except Exception as exc:  # the model itself cannot run these shapes
+                raise AttnDeployError(
+                    f"{path.name}: the reference ({reference_runtime}) cannot run shapes "
+                    f"{label}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+            cases.append((label, feed, ref))
     run_runtimes(v, path, runtimes, cases, precision, None, progress)
     return v
 

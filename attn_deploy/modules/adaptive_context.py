@@ -25,6 +25,7 @@ from torch import nn
 
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules.adaptive_pool import pyramid_pool_matrix
+from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
 
@@ -78,6 +79,7 @@ class AdaptivePyramidContext(nn.Module):
                                   f"got {pool_scales!r}")
         if fuse_kernel < 1 or fuse_kernel % 2 == 0:
             raise AttnDeployError(f"fuse_kernel: expected an odd int >= 1, got {fuse_kernel}")
+        self.channels = channels
         self.acms = nn.ModuleList(AdaptiveContext(channels, out_channels, s, fusion)
                                   for s in scales)
         self.bottleneck = _conv_bn_relu(channels + len(scales) * out_channels, out_channels,
@@ -85,6 +87,7 @@ class AdaptivePyramidContext(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, out_channels, H, W]."""
+        check_nchw(x, self.channels)
         return self.bottleneck(torch.cat([x] + [acm(x) for acm in self.acms], 1))
 
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules.adaptive_pool import pyramid_pool_matrix
+from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
 
@@ -83,6 +84,7 @@ class AsymmetricFusionNonLocal(nn.Module):
                  psp_sizes=(1, 3, 6, 8), dropout: float = 0.05, zero_init_out: bool = True):
         super().__init__()
         out_channels = channels if out_channels is None else out_channels
+        self.channels, self.low_channels = channels, low_channels
         self.attention = PyramidAttention(low_channels, channels, key_channels, value_channels,
                                           out_channels, psp_sizes, False, zero_init_out)
         self.fuse = nn.Sequential(nn.Conv2d(out_channels + channels, out_channels, 1),
@@ -90,6 +92,8 @@ class AsymmetricFusionNonLocal(nn.Module):
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         """low [N, Cl, H, W], high [N, C, H, W] -> [N, out_channels, H, W]."""
+        check_nchw(low, self.low_channels, "low")
+        check_nchw(high, self.channels, "high")
         context = self.attention(low, high)
         return self.fuse(torch.cat([context, high], 1))
 
@@ -102,6 +106,7 @@ class AsymmetricPyramidNonLocal(nn.Module):
                  zero_init_out: bool = True):
         super().__init__()
         out_channels = channels if out_channels is None else out_channels
+        self.channels = channels
         # The official fuse conv takes 2 * channels: the context has the input's width.
         self.attention = PyramidAttention(channels, channels, key_channels, value_channels,
                                           channels, psp_sizes, True, zero_init_out)
@@ -111,6 +116,7 @@ class AsymmetricPyramidNonLocal(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> [N, out_channels, H, W]."""
+        check_nchw(x, self.channels)
         return self.fuse(torch.cat([self.attention(x, x), x], 1))
 
 

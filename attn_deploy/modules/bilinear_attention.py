@@ -13,6 +13,9 @@ token), and the output is ``sum_j Q_G[j]`` [N, Dq] with the maps ``A [N, G, Nv, 
 Choices as in the authors' code: all G maps come from the input question (computed once);
 each glimpse has its own pooling projections; P_g is linear with no activation; no masking of
 padded objects (the official code masks all-zero object vectors; pass real objects only).
+Departure from the authors' code: one ``pool_k`` (default 3) sets the rank of both the attention
+maps and the glimpses' pooling; the official ``build_ban`` uses k = 3 for the attention net and
+k = 1 for the pooling nets.
 """
 from __future__ import annotations
 

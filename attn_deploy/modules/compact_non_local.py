@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
 KERNELS = ("dot", "gaussian", "rbf")
@@ -77,6 +78,7 @@ class CompactGeneralizedNonLocal(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W]."""
+        check_nchw(x, self.t.in_channels)
         n, _, h, w = x.shape
         # [N, G, Cg*H*W]: each group is one vector of positions (channel, row, column).
         t, p, g = (f(x).reshape(n, self.groups, -1) for f in (self.t, self.p, self.g))

@@ -70,10 +70,12 @@ class FeatureBankOperator(nn.Module):
 
     def forward(self, short: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
         """short S [N, Cs, Ts], bank L [N, Cl, Tl] -> [N, latent, Ts]."""
-        if short.dim() != 3 or bank.dim() != 3 or short.shape[0] != bank.shape[0]:
-            raise AttnDeployError(f"lfb inputs: expected S [N, Cs, Ts] and L [N, Cl, Tl] with "
-                                  f"the same N, got {tuple(short.shape)} and "
-                                  f"{tuple(bank.shape)}")
+        cs, cl = self.reduce[0].in_channels, self.bank_reduce[0].in_channels
+        if (short.dim() != 3 or bank.dim() != 3 or short.shape[0] != bank.shape[0]
+                or short.shape[1] != cs or bank.shape[1] != cl):
+            raise AttnDeployError(f"lfb inputs: expected short [N, {cs}, Ts] and bank "
+                                  f"[N, {cl}, Tl] with the same N, got {tuple(short.shape)} "
+                                  f"and {tuple(bank.shape)}")
         s, bank = self.reduce(short), self.bank_reduce(bank)
         for layer in self.layers:
             s = layer(s, bank)

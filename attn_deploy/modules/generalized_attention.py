@@ -88,7 +88,9 @@ class GeneralizedAttention(nn.Module):
         self.value = nn.Conv2d(channels, channels, 1, bias=False)
         self.proj = nn.Conv2d(channels, channels, 1)
         self.gamma = nn.Parameter(torch.full((1,), float(gamma_init)))
-        for m in self.modules():   # mmcv: kaiming uniform (a=1, fan_in, leaky_relu), zero bias
+        # our choice: kaiming uniform (a=1, fan_in, leaky_relu) and zero bias for every conv and
+        # linear layer (mmcv's init loop is meant for the 1x1 convs only)
+        for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_uniform_(m.weight, a=1, mode="fan_in", nonlinearity="leaky_relu")
                 if m.bias is not None:

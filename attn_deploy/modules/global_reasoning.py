@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import reduced_channels
+from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 
 
@@ -56,8 +56,7 @@ class GlobalReasoning(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W]."""
-        if x.dim() != 4:
-            raise AttnDeployError(f"glore input: expected [N, C, H, W], got {tuple(x.shape)}")
+        check_nchw(x, self.conv_state.in_channels)
         n, _, h, w = x.shape
         state = self.conv_state(x).flatten(2)                 # [B, S, HW]
         proj = self.conv_proj(x).flatten(2)                   # [B, N, HW]

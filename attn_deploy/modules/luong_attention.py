@@ -17,7 +17,8 @@ Run-time inputs of the exported model: ``source_mask`` bool [N, S], True at padd
 (right padding); ``position`` int64 [N], the decoder step t of each row (local-m only).
 Choices: positions are 0-based and S_n is the unpadded length of a row, so local-p's p_t lies
 in [0, S_n - 1] (the paper: p_t in [0, S] over 1-based positions) and local-m's p_t is clamped to
-[0, S_n - 1]; either way the window holds at least one real token and no row is all -inf.
+[0, S_n - 1]; either way the window holds at least one real token and no row is all -inf,
+provided each row has at least one unpadded position (an all-padded row is an error in eager).
 Like the paper, local-p's Gaussian is applied after the softmax (weights do not re-normalise).
 No biases (the paper writes none). The location-based score is left out: it needs a fixed S.
 Because the exported model takes inputs positionally (h_t, H, source_mask, position),

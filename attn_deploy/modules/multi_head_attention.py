@@ -41,6 +41,12 @@ def check_padding_mask(name: str, mask: torch.Tensor, n, length) -> None:
         raise AttnDeployError(f"{name}: expected a bool tensor (True = padded), got {mask.dtype}")
     if mask.dim() != 2 or mask.shape[0] != n or mask.shape[1] != length:
         raise AttnDeployError(f"{name}: expected shape [{n}, {length}], got {tuple(mask.shape)}")
+    # a row with every position padded has nothing to attend to (softmax over all -inf = NaN);
+    # a data-dependent check, so eager only (the exported graph cannot raise)
+    if not torch.compiler.is_exporting() and bool(mask.all(-1).any()):
+        rows = mask.all(-1).nonzero().flatten().tolist()
+        raise AttnDeployError(f"{name}: rows {rows} are entirely padded; every row needs at "
+                              "least one unpadded position")
 
 
 def random_padding_mask(n: int, length: int, generator: torch.Generator) -> torch.Tensor:

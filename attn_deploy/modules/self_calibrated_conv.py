@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
 
@@ -51,6 +52,7 @@ class SelfCalibratedConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] (H, W >= pooling_r) -> [N, C, H, W]."""
+        check_nchw(x, 2 * self.k1[0].in_channels)
         if x.shape[-2] < self.pooling_r or x.shape[-1] < self.pooling_r:
             raise AttnDeployError(f"scconv input: H and W must be >= pooling_r = "
                                   f"{self.pooling_r}, got {tuple(x.shape)}")

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import reduced_channels
+from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 
 
@@ -63,11 +63,13 @@ class SpatialPyramidGraphReasoning(nn.Module):
         if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
             raise AttnDeployError(f"levels: expected an int >= 1, got {levels!r}")
         rd = reduced_channels(channels, rd_ratio, rd_channels)
+        self.channels = channels
         self.levels = nn.ModuleList(CoordinateGraphReasoning(channels, rd) for _ in range(levels))
         self.min_size = 2 ** (levels - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] (H, W >= 2**(levels-1)) -> [N, C, H, W]."""
+        check_nchw(x, self.channels)
         if x.dim() != 4 or x.shape[-2] < self.min_size or x.shape[-1] < self.min_size:
             raise AttnDeployError(f"spygr input: expected [N, C, H, W] with H, W >= "
                                   f"{self.min_size}, got {tuple(x.shape)}")

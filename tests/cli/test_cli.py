@@ -55,3 +55,31 @@ def test_report_puts_the_table_into_the_readme(tmp_path):
     text = readme.read_text()
     assert "| se |" in text and "old" not in text and text.endswith("after\n")
     assert text.startswith("# t\n")
+
+
+def test_cli_edge_cases_are_clear_errors(tmp_path, capsys):
+    f = tmp_path / "se.onnx"
+    assert main(["export", "se", "-o", str(f)]) == 0
+    capsys.readouterr()
+    cases = [
+        (["validate", "se", "--runtimes", "torch-cpu"], "PyTorch is the reference"),
+        (["validate", str(f), "--runtimes", "ort-cpu"], "is the reference for an ONNX file"),
+        (["validate", str(f), "--shapes", "x:2x64x0x8"], "dims must be >= 1"),
+        (["validate", str(f), "--shapes", "x:2x64x8x8,typo:3"], "no input(s) ['typo']"),
+        (["validate", str(f), "--shapes", "x:2x32x8x8"], "expected shape"),
+        (["bench", str(f), "--shapes", "y:2x3"], "missing ['x'], unknown ['y']"),
+        (["report", "--keys", "se", "nosuch", "--out", str(tmp_path / "r")], "nosuch"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert not (tmp_path / "r").exists(), "an unknown key must fail before any work"
+
+
+def test_validate_file_reports_a_model_that_cannot_run_a_shape(tmp_path, capsys):
+    f = tmp_path / "syn.onnx"
+    assert main(["export", "synthesizer", "-o", str(f)]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(f), "--runtimes", "onnx-reference",
+                 "--shapes", "x:2x20x32"]) == 2
+    assert "cannot run shapes x:2x20x32" in capsys.readouterr().err

@@ -108,3 +108,23 @@ def test_bad_arguments_are_named(tiny_model, tmp_path):
                        output_names=["a", "b"], dynamic_axes={"y": {4: "N"}})
     with pytest.raises(AttnDeployError, match="created as block"):
         ad.export_block("cbam", tmp_path / "c.onnx", model=ad.create("se"))
+
+
+def test_written_files_get_the_usual_mode_and_keep_a_replaced_files_mode(tmp_path):
+    from attn_deploy.export.atomic import atomic_write_text
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "a.txt", "x")
+        assert p.stat().st_mode & 0o777 == 0o644  # readable by a server running as another user
+        p.chmod(0o600)
+        atomic_write_text(p, "y")
+        assert p.stat().st_mode & 0o777 == 0o600 and p.read_text() == "y"
+    finally:
+        os.umask(old)
+
+
+def test_export_restores_the_training_flag(tiny_model, tmp_path):
+    tiny_model.train()
+    ad.export_onnx(tiny_model, (torch.randn(2, 4, 5, 5), torch.randn(2, 5)),
+                   tmp_path / "t.onnx", input_names=["x", "y"], output_names=["a", "b"])
+    assert tiny_model.training

@@ -83,3 +83,17 @@ def test_polygraphy_catches_a_wrong_reference(tmp_path):
     wrong = m(x).detach().numpy() * 1.01
     v = polygraphy_compare(p, [{"x": x.numpy()}], [{"y": wrong}])
     assert not v
+
+
+def test_fp16_torch_runner_casts_the_feed(se, monkeypatch):
+    import attn_deploy.harness.bench as bench
+    m, p = se
+    monkeypatch.setattr(bench, "_FP16_RUNTIMES", ("torch-cpu",))
+    runners = block_runners("se", m, p, ["torch-cpu"], "fp16")
+    feed = {"x": np.random.default_rng(0).standard_normal((2, 16, 4, 4)).astype(np.float32)}
+    with runners[0] as r:
+        y = r.infer(feed, check=False)["y"]
+    assert y.dtype == np.float16
+    ref = m(torch.from_numpy(feed["x"])).detach().numpy()
+    from attn_deploy.harness.compare import compare
+    assert compare({"y": y}, {"y": ref}, "fp16")

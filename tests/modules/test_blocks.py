@@ -91,3 +91,21 @@ def test_export_and_parity_on_every_cpu_runtime(key, tmp_path, randomize_norms):
     # the same file, statically checked against TensorRT's ONNX parser support (10.3 and newest)
     result = check_model(v.onnx_path)
     assert result, f"{key}:\n{result.summary()}"
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_wrong_channel_count_is_a_clear_error(key):
+    """Every input with a fixed channel axis (axis 1 of a rank 3+ template) is checked."""
+    s = ad.spec(key)
+    model = ad.create(key)
+    xs = list(ad.example_inputs(key, seed=2))
+    for i, (name, template) in enumerate(s.inputs.items()):
+        if len(template) < 3 or not isinstance(template[1], int) or \
+                not s.dtype(name).is_floating_point:
+            continue
+        bad = list(xs)
+        shape = list(bad[i].shape)
+        shape[1] += 1
+        bad[i] = torch.randn(shape)
+        with pytest.raises(ad.AttnDeployError):
+            model(*bad)

@@ -277,7 +277,7 @@ def test_bad_arguments(key, kwargs, match):
 @pytest.mark.parametrize("key, inputs, match", [
     ("scconv", (torch.randn(1, 64, 3, 8),), "pooling_r"),
     ("spygr", (torch.randn(1, 64, 3, 9),), "H, W >= 4"),
-    ("glore", (torch.randn(64, 8, 8),), r"\[N, C, H, W\]"),
+    ("glore", (torch.randn(64, 8, 8),), r"\[N, 64, H, W\]"),
     ("lfb", (torch.randn(2, 64, 4), torch.randn(3, 64, 9)), "same N"),
 ])
 def test_bad_inputs(key, inputs, match):
