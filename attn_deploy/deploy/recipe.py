@@ -50,7 +50,7 @@ _SCHEMA: dict[str, set[str]] = {
     "export": {"output", "outputs", "opset", "flavor", "dims", "multiples", "min_dims",
                "max_dims"},
     "validate": {"shapes", "runtimes", "precision", "tolerances", "seed"},
-    "tensorrt": {"engine", "precision", "min", "opt", "max", "rtol"},
+    "tensorrt": {"engine", "precision", "min", "opt", "max"},
 }
 _REQUIRED = ("model", "inputs", "export", "validate")
 

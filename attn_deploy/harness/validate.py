@@ -112,7 +112,8 @@ def run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
                     v.results.append(RunResult(runtime, label, "error",
                                                message=f"{type(exc).__name__}: {str(exc)[:500]}"))
                     continue
-                cmp = compare(out, ref, rt_precision, rtol if rt_precision == "fp32" else None)
+                # the caller's rtol is for runs at ``precision``; fp32 runs keep the fp32 rule
+                cmp = compare(out, ref, rt_precision, rtol if rt_precision == precision else None)
                 v.results.append(RunResult(runtime, label, "pass" if cmp else "fail", cmp,
                                            "" if cmp else str(cmp),
                                            time.perf_counter() - start))
