@@ -19,6 +19,8 @@ Choices from the official code: no biases in theta/phi/g/z, planes = channels / 
 order = 3, gamma = 1e-4, ``use_scale=False`` (True divides by sqrt(C_g*H*W)). The official init
 sets GN's weight to 0 (the block starts as identity): that is ``zero_init_norm=True``; the
 registered block uses False so that tests see the attention path.
+The bottleneck width is ``planes`` (the authors' name) rather than ``rd_ratio`` /
+``rd_channels``, so that their configurations read the same here.
 """
 from __future__ import annotations
 

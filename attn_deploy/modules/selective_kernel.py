@@ -12,6 +12,9 @@ Choices: when ``groups`` is not given, G = gcd(C, 32), the largest group count u
 paper's 32 that divides C; an explicit ``groups`` must divide C. As in the paper's equations,
 the fc layers have no bias (the reduction fc is followed by BN). The M selection fcs are one
 1x1 conv d -> M*C (branch-major output), which is the same map as M separate fcs.
+Constructor order: ``num_branches`` and ``groups`` come before the reduction settings
+(unlike the library's usual channels / rd_* / layers order) because they define the unit's
+structure, as in the paper's SK[M, G, r] notation; pass them by keyword.
 """
 from __future__ import annotations
 

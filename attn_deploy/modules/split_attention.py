@@ -13,6 +13,9 @@ Choices where the paper is silent, as the official code does: the hidden width i
 max(C * R / 4, 32) (rounded up to a multiple of K); the big conv has no bias (BN follows) and
 fc1/fc2 have biases; channels are laid out radix-major (split r is channels [r*C, (r+1)*C)),
 and fc2's output cardinal-major ([K, R, C/K]), so official weights load unchanged.
+Constructor order: ``radix``, ``cardinality`` and ``kernel_size`` come before the reduction
+settings (unlike the library's usual channels / rd_* / layers order) because they define the
+block's structure, as ResNeSt's own signature does; pass them by keyword.
 """
 from __future__ import annotations
 
