@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import create_act, reduced_channels
+from attn_deploy.modules.layers import check_nchw, create_act, reduced_channels
 from attn_deploy.modules.registry import register
 
 
@@ -52,8 +52,7 @@ class BottleneckAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W] = x * (1 + sigmoid(Mc [N,C,1,1] + Ms [N,1,H,W]))."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got {list(x.shape)}")
+        check_nchw(x, self.channels)
         mc = self.channel_branch(x.mean((2, 3), keepdim=True))
         ms = self.spatial_branch(x)
         return x * (1 + torch.sigmoid(mc + ms))

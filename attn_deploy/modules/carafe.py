@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 from attn_deploy.ops import carafe
 
@@ -66,9 +67,7 @@ class CARAFEUpsampler(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, sH, sW]."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got "
-                                  f"{list(x.shape)}")
+        check_nchw(x, self.channels)
         return carafe(x, self.kernels(x), self.up_kernel, self.up_group, self.scale_factor)
 
 

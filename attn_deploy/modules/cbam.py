@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import create_act, reduced_channels
+from attn_deploy.modules.layers import check_nchw, create_act, reduced_channels
 from attn_deploy.modules.registry import register
 
 
@@ -48,8 +48,7 @@ class CBAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W], refined by the channel then the spatial gate."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got {list(x.shape)}")
+        check_nchw(x, self.channels)
         pooled = torch.cat([x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)], 3)
         mc = self.fc2(self.act(self.fc1(pooled))).sum(3, keepdim=True)   # [N, C, 1, 1]
         x = x * self.gate(mc)

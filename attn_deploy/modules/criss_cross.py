@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import reduced_channels
+from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 from attn_deploy.ops import criss_cross_attention
 
@@ -46,9 +46,7 @@ class CrissCrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W], after ``recurrence`` shared-weight steps."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got "
-                                  f"{list(x.shape)}")
+        check_nchw(x, self.channels)
         for _ in range(self.recurrence):
             x = self.attend(x)
         return x

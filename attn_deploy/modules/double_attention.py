@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import reduced_channels
+from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 
 
@@ -51,9 +51,7 @@ class DoubleAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W]."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], "
-                                  f"got {list(x.shape)}")
+        check_nchw(x, self.channels)
         gather, distribute = self.attention(x)
         a = self.conv_a(x).flatten(2)                                # [N, c_m, HW]
         descriptors = torch.matmul(a, gather.transpose(1, 2))        # [N, c_m, c_n]

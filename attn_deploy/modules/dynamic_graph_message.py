@@ -35,6 +35,7 @@ from torch import nn
 
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules._local_windows import window_offsets
+from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
 
@@ -74,8 +75,7 @@ class DynamicGraphMessage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W]."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got {tuple(x.shape)}")
+        check_nchw(x, self.channels)
         n, c, h, w = x.shape
         k, g, s = self.nodes, self.groups, len(self.offset_convs)
         offsets = torch.cat([conv(x) for conv in self.offset_convs], 1).reshape(n, s * k, 2, h, w)

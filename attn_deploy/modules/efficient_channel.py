@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import create_act
+from attn_deploy.modules.layers import check_nchw, create_act
 from attn_deploy.modules.registry import register
 
 
@@ -47,8 +47,7 @@ class EfficientChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W], each channel scaled by its gate."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got {list(x.shape)}")
+        check_nchw(x, self.channels)
         s = x.mean((2, 3)).unsqueeze(1)                # [N, 1, C]: channels as a 1-D signal
         g = self.gate(self.conv(s))                    # [N, 1, C]
         return x * g.transpose(1, 2).unsqueeze(-1)     # gate as [N, C, 1, 1]

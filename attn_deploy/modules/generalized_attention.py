@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
 
@@ -106,8 +107,7 @@ class GeneralizedAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W]."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got {tuple(x.shape)}")
+        check_nchw(x, self.channels)
         n, c, h, w = x.shape
         heads, d, s = self.num_heads, self.head_dim, self.kv_stride
         x_kv = x[:, :, ::s, ::s] if s > 1 else x

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import create_act, reduced_channels
+from attn_deploy.modules.layers import check_nchw, create_act, reduced_channels
 from attn_deploy.modules.registry import register
 
 FUSIONS = ("add", "mul")
@@ -47,8 +47,7 @@ class GlobalContext(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W], fused with its global context."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got {list(x.shape)}")
+        check_nchw(x, self.channels)
         attn = self.conv_mask(x).flatten(2).softmax(-1)               # [N, 1, HW]
         context = torch.matmul(x.flatten(2), attn.transpose(1, 2))    # [N, C, 1]
         t = self.transform(context.unsqueeze(-1))                     # [N, C, 1, 1]

@@ -25,6 +25,7 @@ from torch import nn
 
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules._local_windows import local_windows, window_offsets, window_validity
+from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
 COMPOSABILITY = ("squared_difference", "absolute_difference", "product")
@@ -61,8 +62,7 @@ class LocalRelation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W]."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got {tuple(x.shape)}")
+        check_nchw(x, self.channels)
         n, c, h, w = x.shape
         k2 = self.kernel_size ** 2
         q = self.query(x)[..., None]                                   # [N, G, H, W, 1]

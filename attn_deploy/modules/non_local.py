@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import reduced_channels
+from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 
 MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
@@ -80,9 +80,7 @@ class NonLocal2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> z: [N, C, H, W]."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], "
-                                  f"got {list(x.shape)}")
+        check_nchw(x, self.channels)
         f = self.affinity(x)
         v = self._pool(self.g(x)).flatten(2)  # [N, inter, M]
         y = torch.matmul(v, f.transpose(1, 2))  # [N, inter, HW]

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import reduced_channels
+from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 
 
@@ -62,9 +62,7 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W]."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], "
-                                  f"got {list(x.shape)}")
+        check_nchw(x, self.channels)
         beta = self.attention(x)
         val = self._pool(self.h(x)).flatten(2)          # [N, vd, M]
         o = torch.matmul(val, beta.transpose(1, 2))     # [N, vd, HW]

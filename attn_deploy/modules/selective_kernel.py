@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import create_act, reduced_channels
+from attn_deploy.modules.layers import check_nchw, create_act, reduced_channels
 from attn_deploy.modules.registry import register
 
 
@@ -55,8 +55,7 @@ class SelectiveKernel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W], the attention-weighted sum of the branches."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got {list(x.shape)}")
+        check_nchw(x, self.channels)
         feats = torch.stack([branch(x) for branch in self.branches], 1)   # [N, M, C, H, W]
         s = feats.sum(1).mean((2, 3), keepdim=True)                        # [N, C, 1, 1]
         z = self.act(self.bn(self.fc_reduce(s)))                           # [N, d, 1, 1]

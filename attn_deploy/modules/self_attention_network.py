@@ -28,6 +28,7 @@ from torch import nn
 
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules._local_windows import local_windows
+from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
 MODES = ("pairwise", "patchwise")
@@ -80,8 +81,7 @@ class SelfAttentionNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, out_channels, H, W]; H, W > kernel_size // 2."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got {tuple(x.shape)}")
+        check_nchw(x, self.channels)
         n, _, h, w = x.shape
         k, k2, wc = self.kernel_size, self.kernel_size ** 2, self.weight_channels
         xi = self.phi(x)

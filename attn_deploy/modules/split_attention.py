@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import create_act, reduced_channels
+from attn_deploy.modules.layers import check_nchw, create_act, reduced_channels
 from attn_deploy.modules.registry import register
 
 
@@ -78,8 +78,7 @@ class SplitAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W], the attention-weighted sum of the R splits."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got {list(x.shape)}")
+        check_nchw(x, self.channels)
         splits = self.act0(self.bn0(self.conv(x))).unflatten(1, (self.radix, self.channels))
         gap = splits.sum(1).mean((2, 3), keepdim=True)                     # [N, C, 1, 1]
         logits = self.fc2(self.act1(self.bn1(self.fc1(gap))))              # [N, R*C, 1, 1]

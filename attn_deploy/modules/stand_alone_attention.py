@@ -28,6 +28,7 @@ from torch import nn
 
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules._local_windows import local_windows, window_validity
+from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
 
@@ -60,8 +61,7 @@ class StandAloneAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, out_channels, H, W]."""
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise AttnDeployError(f"x: expected [N, {self.channels}, H, W], got {tuple(x.shape)}")
+        check_nchw(x, self.channels)
         n, _, h, w = x.shape
         heads, d, k = self.num_heads, self.head_dim, self.kernel_size
         q = self.query(x).reshape(n, heads, d, h, w, 1)
