@@ -7,8 +7,7 @@
 """
 from attn_deploy.errors import AttnDeployError, RuntimeUnavailableError
 from attn_deploy.modules.registry import BlockSpec, create, example_inputs, list_modules, spec
-
-__version__ = "0.1.0"
+from attn_deploy.version import __version__
 
 __all__ = [
     "AttnDeployError", "BlockSpec", "RuntimeUnavailableError", "__version__", "create",

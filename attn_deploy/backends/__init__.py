@@ -25,7 +25,8 @@ __all__ = ["ONNX_RUNTIMES", "RUNTIMES", "OnnxReferenceRunner", "OnnxRuntimeRunne
 
 
 def _tensorrt_runner_class():
-    from attn_deploy.tensorrt.runner import TensorRTRunner  # optional: TensorRT may be absent
+    # optional: TensorRT may be absent
+    from attn_deploy.backends.tensorrt.runner import TensorRTRunner
     return TensorRTRunner
 
 

@@ -36,6 +36,23 @@ def to_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def metadata_from_proto(proto: "onnx.ModelProto") -> dict[str, TensorMeta]:
+    """Graph inputs (initializers excluded) as TensorMeta, for runners of ONNX files."""
+    import onnx  # here, so the torch runner's base does not load onnx
+
+    inits = {i.name for i in proto.graph.initializer}
+    metas = {}
+    for v in proto.graph.input:
+        if v.name in inits:
+            continue
+        t = v.type.tensor_type
+        shape = tuple(d.dim_param if d.HasField("dim_param") else
+                      (d.dim_value if d.HasField("dim_value") else None) for d in t.shape.dim)
+        metas[v.name] = TensorMeta(v.name, onnx.helper.tensor_dtype_to_np_dtype(t.elem_type),
+                                   shape)
+    return metas
+
+
 def check_feed(feed: Mapping[str, np.ndarray], metas: Mapping[str, TensorMeta],
                runner: str) -> None:
     """Raise AttnDeployError naming the first input whose name, rank, size or dtype is wrong,

@@ -12,22 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from attn_deploy.backends.base import Runner, TensorMeta
-
-
-def metadata_from_proto(proto: onnx.ModelProto) -> dict[str, TensorMeta]:
-    """Graph inputs (initializers excluded) as TensorMeta."""
-    inits = {i.name for i in proto.graph.initializer}
-    metas = {}
-    for v in proto.graph.input:
-        if v.name in inits:
-            continue
-        t = v.type.tensor_type
-        shape = tuple(d.dim_param if d.HasField("dim_param") else
-                      (d.dim_value if d.HasField("dim_value") else None) for d in t.shape.dim)
-        metas[v.name] = TensorMeta(v.name, onnx.helper.tensor_dtype_to_np_dtype(t.elem_type),
-                                   shape)
-    return metas
+from attn_deploy.backends.base import Runner, TensorMeta, metadata_from_proto
 
 
 class OnnxReferenceRunner(Runner):

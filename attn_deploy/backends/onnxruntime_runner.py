@@ -62,7 +62,7 @@ class OnnxRuntimeRunner(Runner):
     def input_metadata(self) -> dict[str, TensorMeta]:
         if self.session is None:
             import onnx
-            from attn_deploy.backends.onnx_reference_runner import metadata_from_proto
+            from attn_deploy.backends.base import metadata_from_proto
             return metadata_from_proto(onnx.load(str(self.path), load_external_data=False))
         return {i.name: TensorMeta(i.name, np.dtype(_ORT_TYPES.get(i.type, np.float32)),
                                    tuple(i.shape)) for i in self.session.get_inputs()}

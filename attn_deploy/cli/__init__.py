@@ -15,7 +15,7 @@ from attn_deploy.errors import AttnDeployError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from attn_deploy import __version__
+    from attn_deploy.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="attn-deploy",

@@ -55,7 +55,7 @@ def _bench_file(path, args):
     from attn_deploy.harness.bench import UnavailableRunner, bench_runners
     from attn_deploy.harness.shapes import format_shapes, parse_shapes
     from attn_deploy.harness.validate import random_input
-    from attn_deploy.backends.onnx_reference_runner import metadata_from_proto
+    from attn_deploy.backends.base import metadata_from_proto
     import onnx
 
     shapes = parse_shapes(args.shapes) if args.shapes else _block_shapes_from_metadata(path)[0]

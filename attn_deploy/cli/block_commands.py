@@ -36,7 +36,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from attn_deploy.deploy.export_command import check_block_args, export_user_model
+    from attn_deploy.cli.export_model import check_block_args, export_user_model
     from attn_deploy.export import export_block
 
     if args.model or args.recipe:  # any model, or a recipe: export, validate, engine

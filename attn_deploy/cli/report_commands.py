@@ -29,7 +29,7 @@ def _bench(key: str, model, path, runtimes):
 def trt_check_cell(path) -> str:
     """The static TensorRT check's verdict for a file, or why it did not run."""
     try:
-        from attn_deploy.tensorrt.compat import check_model
+        from attn_deploy.trt_check.model_check import check_model
     except ImportError:
         return "not run"
     result = check_model(path)

@@ -10,7 +10,7 @@ import sys
 
 
 def cmd_trt_check(args) -> int:
-    from attn_deploy.tensorrt.compat import check_model
+    from attn_deploy.trt_check.model_check import check_model
 
     results = [check_model(path, versions=args.tensorrt) for path in args.files]
     if args.json:
@@ -23,8 +23,8 @@ def cmd_trt_check(args) -> int:
 
 
 def cmd_build_engine(args) -> int:
-    from attn_deploy.tensorrt.engine_builder import build_engine
-    from attn_deploy.tensorrt.profiles import describe_profile, parse_shape_args
+    from attn_deploy.backends.tensorrt.engine_builder import build_engine
+    from attn_deploy.backends.tensorrt.profiles import describe_profile, parse_shape_args
 
     build = build_engine(args.file, precision="fp16" if args.fp16 else "fp32",
                          min_shapes=parse_shape_args(args.min),
@@ -35,7 +35,7 @@ def cmd_build_engine(args) -> int:
     for note in build.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.output:
-        from attn_deploy.export.atomic import atomic_write_bytes
+        from attn_deploy.atomic_write import atomic_write_bytes
         atomic_write_bytes(args.output, build.path.read_bytes())
     state = "cached" if build.cached else f"built in {build.seconds:.1f} s"
     print(f"{args.output or build.path}  ({build.precision}, TensorRT {build.tensorrt}, {state})")
@@ -46,7 +46,7 @@ def cmd_build_engine(args) -> int:
 
 
 def cmd_plugins_path(args) -> int:
-    from attn_deploy.tensorrt.plugin_library import BUILD_HINT, plugin_library_path
+    from attn_deploy.backends.tensorrt.plugin_library import BUILD_HINT, plugin_library_path
 
     path = plugin_library_path(required=False)
     if path is None:

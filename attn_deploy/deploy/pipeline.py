@@ -1,29 +1,26 @@
 """One user model from PyTorch to a validated ONNX file and, where TensorRT is present, an
-engine: layer swaps, export, validation at two or more shapes, engine build.
+engine: layer swaps, export with named inputs and dynamic axes, validation against the PyTorch
+model at two or more shapes (fresh random inputs per shape, from the same file), engine build.
 
 Used by ``attn-deploy export --model ...`` and ``attn-deploy export --recipe ...``.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
+import torch
 from torch import nn
 
-from attn_deploy.deploy.input_args import InputSpec
+from attn_deploy.deploy.input_args import InputSpec, check_dims
+from attn_deploy.deploy.engine_step import (EngineOptions, EngineStep, build_engine_step,
+                                            engine_profile)
 from attn_deploy.deploy.layer_swaps import DeployReport, deployable
-from attn_deploy.deploy.model_export import example_tensors, export_model, validate_model
 from attn_deploy.errors import AttnDeployError
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class EngineStep:
-    status: str           # built | unavailable | error | not asked
-    path: str | None = None
-    message: str = ""
 
 
 @dataclass
@@ -42,13 +39,102 @@ class DeployResult:
         return ok and self.engine.status in ("built", "unavailable", "not asked")
 
 
-@dataclass
-class EngineOptions:
-    path: Path
-    precision: str = "fp32"
-    min: dict[str, int] = field(default_factory=dict)
-    opt: dict[str, int] = field(default_factory=dict)
-    max: dict[str, int] = field(default_factory=dict)
+def example_tensors(inputs: Sequence[InputSpec], dims: Mapping[str, int],
+                    seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random inputs of the given sizes: normals for floats, 0/1 for ints and bools."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for spec in inputs:
+        shape = spec.shape(dims)
+        if spec.dtype.is_floating_point:
+            out.append(torch.randn(shape, generator=g).to(spec.dtype))
+        else:
+            out.append(torch.randint(0, 2, shape, generator=g).to(spec.dtype))
+    return tuple(out)
+
+
+def output_names_for(model: nn.Module, example: Sequence[torch.Tensor],
+                     names: Sequence[str] | None) -> list[str]:
+    """Names for the model's outputs: ``names`` if given (checked against the count), else
+    "output" for one tensor and "output_0", "output_1", ... for a tuple."""
+    with torch.no_grad():
+        out = model(*example)
+    if isinstance(out, torch.Tensor):
+        count = 1
+    elif isinstance(out, (tuple, list)) and out and all(isinstance(o, torch.Tensor) for o in out):
+        count = len(out)
+    else:
+        raise AttnDeployError(f"{type(model).__name__}: forward must return a tensor or a "
+                              f"tuple of tensors to be exported, got {type(out).__name__}")
+    if names:
+        if len(names) != count:
+            raise AttnDeployError(f"output names {list(names)}: the model returns {count} "
+                                  f"output(s)")
+        return list(names)
+    return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
+
+
+def export_model(model: nn.Module, path: str | Path, inputs: Sequence[InputSpec],
+                 dims: Mapping[str, int], *, output_names: Sequence[str] | None = None,
+                 opset: int | None = None, flavor: str = "default",
+                 multiples: Mapping[str, int] | None = None,
+                 min_dims: Mapping[str, int] | None = None,
+                 max_dims: Mapping[str, int] | None = None,
+                 metadata: Mapping[str, str] | None = None) -> tuple[Path, list[str]]:
+    """Export ``model`` with ``inputs`` at example sizes ``dims``; every symbol is a dynamic
+    axis. Returns (path, output names)."""
+    from attn_deploy.export import export_onnx
+
+    for s, d in dims.items():
+        if d < 2:
+            raise AttnDeployError(f"example size {s} = {d}: use sizes >= 2 for dynamic axes "
+                                  "(the exporter specialises a size of 1 and pins the axis)")
+    dims = check_dims(inputs, dims, "example sizes", multiples)
+    example = example_tensors(inputs, dims)
+    model = model.eval()
+    names = output_names_for(model, example, output_names)
+    path = export_onnx(model, example, path,
+                       input_names=[s.name for s in inputs], output_names=names,
+                       dynamic_axes={s.name: s.dynamic_axes() for s in inputs
+                                     if s.dynamic_axes()},
+                       opset=opset, flavor=flavor, multiples=multiples, min_dims=min_dims,
+                       max_dims=max_dims, metadata=metadata)
+    return path, names
+
+
+def validate_model(model: nn.Module, path: str | Path, inputs: Sequence[InputSpec],
+                   output_names: Sequence[str], shapes: Sequence[Mapping[str, int]], *,
+                   runtimes: Iterable[str] | None = None, precision: str = "fp32",
+                   rtol: float | None = None, progress=None, seed: int = 0):
+    """Run the ONNX file on every runtime in ``runtimes`` at each dims in ``shapes`` and compare
+    with ``model`` in PyTorch eager fp32. Returns a :class:`attn_deploy.harness.Validation`."""
+    from attn_deploy.backends import TorchRunner
+    from attn_deploy.harness.shapes import format_shapes
+    from attn_deploy.harness.validate import (Validation, run_runtimes, check_runtimes,
+                                              graph_summary)
+
+    if len(shapes) < 1:
+        raise AttnDeployError("validation needs at least one set of sizes")
+    runtimes = check_runtimes(runtimes)
+    path = Path(path)
+    v = Validation(path.name, str(path), export_ok=True)
+    v.node_count, v.custom_nodes = graph_summary(path)
+    reference = TorchRunner(model, {s.name: (s.dtype, s.template) for s in inputs},
+                            output_names)
+    cases = []
+    start = time.perf_counter()
+    with reference:
+        for i, dims in enumerate(shapes):
+            dims = check_dims(inputs, dims, f"validation sizes {dict(dims)}")
+            tensors = example_tensors(inputs, dims, seed=seed + 101 + i)
+            feed = {s.name: t.numpy() for s, t in zip(inputs, tensors)}
+            cases.append((format_shapes({n: a.shape for n, a in feed.items()}), feed,
+                          reference.infer(feed)))
+    if progress:
+        progress(f"{path.name}: PyTorch reference at {len(cases)} shape(s) "
+                 f"({time.perf_counter() - start:.1f} s)")
+    run_runtimes(v, path, runtimes, cases, precision, rtol, progress)
+    return v
 
 
 def deploy_model(model: nn.Module, output: str | Path, inputs: Sequence[InputSpec],
@@ -89,8 +175,6 @@ def check_swaps(original: nn.Module, swapped: nn.Module, example) -> str:
     """Run the original and the swapped model on the same inputs; raise if they disagree
     (relative L2 error above 1e-5 on any output). An original that cannot run here (mmcv's
     compiled ops on a machine without them) is reported, not failed."""
-    import torch
-
     with torch.no_grad():
         try:
             ref = original(*example)
@@ -110,50 +194,6 @@ def check_swaps(original: nn.Module, swapped: nn.Module, example) -> str:
     return f"swapped model matches the original (relative L2 error {worst:.1e})"
 
 
-def profile_shapes(inputs: Sequence[InputSpec], engine: EngineOptions
-                   ) -> tuple[dict, dict, dict]:
-    """min/opt/max shapes per input from per-symbol sizes."""
-    out = []
-    for kind in ("min", "opt", "max"):
-        sizes = getattr(engine, kind)
-        shapes = {}
-        for spec in inputs:
-            missing = [d for d in spec.template if isinstance(d, str) and d not in sizes]
-            if missing:
-                raise AttnDeployError(f"[tensorrt] {kind}: no size for {missing} "
-                                      f"(input {spec.name!r} {tuple(spec.template)})")
-            shapes[spec.name] = spec.shape(sizes)
-        out.append(shapes)
-    return out[0], out[1], out[2]
-
-
-def build_engine_step(onnx_path: Path, inputs: Sequence[InputSpec], engine: EngineOptions,
-                      progress: Progress | None = None) -> EngineStep:
-    """Build a serialized engine at ``engine.path`` when TensorRT and a GPU are present;
-    otherwise report the step as unavailable with the reason (never as a failure)."""
-    from attn_deploy.backends import availability
-    from attn_deploy.export.atomic import atomic_write_bytes
-
-    ok, why = availability("tensorrt")
-    if not ok:
-        if progress:
-            progress(f"engine: skipped, TensorRT unavailable ({why})")
-        return EngineStep("unavailable", message=why)
-    lo, opt, hi = profile_shapes(inputs, engine)
-    engine.path.parent.mkdir(parents=True, exist_ok=True)
-    from attn_deploy.tensorrt.engine_builder import build_engine  # imports tensorrt lazily
-
-    try:
-        build = build_engine(onnx_path, precision=engine.precision, min_shapes=lo,
-                             opt_shapes=opt, max_shapes=hi)
-    except AttnDeployError as exc:
-        return EngineStep("error", message=str(exc))
-    path = atomic_write_bytes(engine.path, build.path.read_bytes())
-    if progress:
-        progress(f"engine: built {path} ({engine.precision})")
-    return EngineStep("built", str(path))
-
-
 def run_recipe(recipe, *, output: str | Path | None = None,
                runtimes: Sequence[str] | None = None, validate: bool = True,
                progress: Progress | None = None) -> DeployResult:
@@ -166,12 +206,9 @@ def run_recipe(recipe, *, output: str | Path | None = None,
     engine = None
     if recipe.tensorrt is not None:
         t = recipe.tensorrt
-        sizes = [recipe.dims, *recipe.shapes]  # by default the profile covers every shape used
-        engine = EngineOptions(
-            Path(t["engine"]), t.get("precision", "fp32"),
-            dict(t.get("min", {s: min(d[s] for d in sizes) for s in recipe.dims})),
-            dict(t.get("opt", recipe.dims)),
-            dict(t.get("max", {s: max(d[s] for d in sizes) for s in recipe.dims})))
+        engine = engine_profile(t["engine"], t.get("precision", "fp32"), recipe.dims,
+                                recipe.shapes, low=t.get("min"), opt=t.get("opt"),
+                                high=t.get("max"))
     return deploy_model(
         model, output, recipe.inputs, recipe.dims, recipe.shapes if validate else None,
         output_names=recipe.output_names, swap_layers=recipe.deployable, opset=recipe.opset,

@@ -35,6 +35,7 @@ from pathlib import Path
 import onnx
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.op_contract import DOMAIN
 
 _TRITON_TYPES = {
     onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.FLOAT16: "TYPE_FP16",
@@ -79,8 +80,8 @@ def model_io(proto: onnx.ModelProto) -> tuple[list[TensorIO], list[TensorIO]]:
 
 def _custom_nodes(proto: onnx.ModelProto) -> tuple[set[str], bool]:
     """(custom op types of the main graph, whether each has a model-local function)."""
-    ops = {n.op_type for n in proto.graph.node if n.domain == "attn_deploy"}
-    functions = {f.name for f in proto.functions if f.domain == "attn_deploy"}
+    ops = {n.op_type for n in proto.graph.node if n.domain == DOMAIN}
+    functions = {f.name for f in proto.functions if f.domain == DOMAIN}
     return ops, ops <= functions
 
 

@@ -18,9 +18,10 @@ import onnx
 import onnx.inliner
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.op_contract import (CARAFE, CRISS_CROSS_ATTENTION, DOMAIN, DOMAIN_VERSION,
+                                     PLUGIN_NAMESPACE)
 
 FLAVORS = ("default", "tensorrt", "plain")
-PLUGIN_NAMESPACE = "attn_deploy"
 
 
 def _check_flavor(flavor: str) -> None:
@@ -55,8 +56,6 @@ def _all_nodes(nodes) -> Iterator[onnx.NodeProto]:
 
 def custom_nodes(proto: onnx.ModelProto) -> list[onnx.NodeProto]:
     """Every ``attn_deploy`` node of the model (main graph, subgraphs, other functions)."""
-    from attn_deploy.ops.onnx_functions import DOMAIN
-
     nodes = list(_all_nodes(proto.graph.node))
     for f in proto.functions:
         if f.domain != DOMAIN:
@@ -69,8 +68,6 @@ def _default_opset(proto: onnx.ModelProto) -> int:
 
 
 def _set_domain_import(proto: onnx.ModelProto, present: bool) -> None:
-    from attn_deploy.ops.onnx_functions import DOMAIN, DOMAIN_VERSION
-
     keep = [o for o in proto.opset_import if o.domain != DOMAIN]
     del proto.opset_import[:]
     proto.opset_import.extend(keep)
@@ -87,24 +84,23 @@ def _local_functions(nodes: list[onnx.NodeProto], opset: int,
     functions: dict[str, onnx.FunctionProto] = {}
     carafe_configs = set()
     for node in nodes:
-        if node.op_type == onnx_criss_cross.NAME:
+        if node.op_type == CRISS_CROSS_ATTENTION.name:
             if node.op_type not in functions:
                 functions[node.op_type] = onnx_criss_cross.criss_cross_function(opset)
             continue
-        if node.op_type != onnx_carafe.NAME:
-            raise AttnDeployError(f"unknown custom op attn_deploy::{node.op_type}; known: "
-                                  f"{onnx_carafe.NAME}, {onnx_criss_cross.NAME}")
+        if node.op_type != CARAFE.name:
+            raise AttnDeployError(f"unknown custom op {DOMAIN}::{node.op_type}; known: "
+                                  f"{CARAFE.name}, {CRISS_CROSS_ATTENTION.name}")
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        cfg = tuple(int(attrs[a]) for a in onnx_carafe.ATTRIBUTES)
+        cfg = tuple(int(attrs[a]) for a in CARAFE.int_attributes)
         carafe_configs.add(cfg)
         if per_config:
-            node.op_type = "{}_k{}_g{}_s{}".format(onnx_carafe.NAME, *cfg)
+            node.op_type = "{}_k{}_g{}_s{}".format(CARAFE.name, *cfg)
             if node.op_type not in functions:
                 functions[node.op_type] = onnx_carafe.carafe_function([cfg], opset,
                                                                       name=node.op_type)
     if carafe_configs and not per_config:
-        functions[onnx_carafe.NAME] = onnx_carafe.carafe_function(sorted(carafe_configs),
-                                                                  opset)
+        functions[CARAFE.name] = onnx_carafe.carafe_function(sorted(carafe_configs), opset)
     return list(functions.values())
 
 
@@ -114,8 +110,6 @@ def apply_flavor(proto: onnx.ModelProto, flavor: str) -> onnx.ModelProto:
     nodes = custom_nodes(proto)
     if not nodes:
         return proto
-    from attn_deploy.ops.onnx_functions import DOMAIN
-
     others = [f for f in proto.functions if f.domain != DOMAIN]
     del proto.functions[:]
     proto.functions.extend(others)

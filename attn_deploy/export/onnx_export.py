@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.export.atomic import atomic_write_bytes
+from attn_deploy.atomic_write import atomic_write_bytes
 from attn_deploy.export.flavors import FLAVORS, apply_flavor, custom_translation_table
 
 DEFAULT_OPSET = 18
@@ -167,7 +167,7 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
     _check_dynamic_outputs(proto, program)
     proto = apply_flavor(proto, flavor)
 
-    from attn_deploy import __version__
+    from attn_deploy.version import __version__
     meta = {"attn_deploy_version": __version__, "attn_deploy_flavor": flavor,
             **(metadata or {})}
     del proto.metadata_props[:]

@@ -163,7 +163,7 @@ def settings() -> dict[str, str]:
     import onnxruntime
     import torch
 
-    from attn_deploy import __version__
+    from attn_deploy.version import __version__
     return {"attn_deploy": __version__, "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
             "machine": platform.machine(), "processor": platform.processor() or "unknown",

@@ -5,7 +5,7 @@ import io
 from pathlib import Path
 from typing import Sequence
 
-from attn_deploy.export.atomic import atomic_write_bytes
+from attn_deploy.atomic_write import atomic_write_bytes
 from attn_deploy.harness.bench import BenchResult
 
 

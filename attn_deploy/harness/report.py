@@ -12,7 +12,7 @@ import platform
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from attn_deploy.export.atomic import atomic_write_text
+from attn_deploy.atomic_write import atomic_write_text
 from attn_deploy.harness.validate import Validation
 
 
@@ -113,7 +113,7 @@ def environment() -> dict[str, str]:
     import onnxruntime
     import torch
 
-    from attn_deploy import __version__
+    from attn_deploy.version import __version__
     return {"attn_deploy": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}

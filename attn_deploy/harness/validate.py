@@ -188,7 +188,7 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
                   seed: int = 0) -> Validation:
     """Validate an ONNX file: the reference is ``reference_runtime`` (ONNX Runtime CPU, fp32)
     since no PyTorch model comes with a file; every other runtime is compared against it."""
-    from attn_deploy.backends.onnx_reference_runner import metadata_from_proto
+    from attn_deploy.backends.base import metadata_from_proto
 
     path = Path(path)
     if not path.is_file():

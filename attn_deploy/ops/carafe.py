@@ -13,31 +13,24 @@ kernels. ``torch.ops.attn_deploy.carafe`` runs the compiled kernels when they ar
 """
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.op_contract import CARAFE
 from attn_deploy.ops._dispatch import native_extension
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def _check_int(name: str, value, minimum: int, odd: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum \
-            or (odd and value % 2 == 0):
-        kind = "an odd integer" if odd else "an integer"
-        raise AttnDeployError(f"carafe: {name} must be {kind} >= {minimum}, got {value!r}")
-
-
 def check_carafe_args(features: Tensor, masks: Tensor, kernel_size: int, group_size: int,
                       scale_factor: int) -> None:
     """Raise AttnDeployError unless the arguments fit ``carafe``'s contract."""
-    _check_int("kernel_size", kernel_size, 1, odd=True)
-    _check_int("group_size", group_size, 1)
-    _check_int("scale_factor", scale_factor, 1)
+    errors = CARAFE.attribute_errors({"kernel_size": kernel_size, "group_size": group_size,
+                                      "scale_factor": scale_factor})
+    if errors:
+        raise AttnDeployError(f"carafe: {errors[0]}")
     for name, t in (("features", features), ("masks", masks)):
         if not isinstance(t, Tensor):
             raise AttnDeployError(f"carafe: {name} must be a tensor, got {type(t).__name__}")

@@ -24,20 +24,17 @@ from __future__ import annotations
 
 from onnx import FunctionProto
 
-from attn_deploy.ops.onnx_functions import (DOMAIN, DOMAIN_VERSION, Body, make_function,
-                                            node_schema, shifted_slice_ends)
+from attn_deploy.op_contract import CARAFE, DOMAIN, DOMAIN_VERSION
+from attn_deploy.ops.onnx_functions import Body, make_function, node_schema, shifted_slice_ends
 
-NAME = "CARAFE"
-INPUTS = ("features", "masks")
-ATTRIBUTES = ("kernel_size", "group_size", "scale_factor")
-SCHEMA = node_schema(NAME, INPUTS, ATTRIBUTES)
+SCHEMA = node_schema(CARAFE)
 
 
 def carafe_translation(features, masks, kernel_size: int, group_size: int, scale_factor: int):
     """Dynamo-exporter translation of ``torch.ops.attn_deploy.carafe``: one custom node."""
     from onnxscript.values import Op, Opset
 
-    node = Op(Opset(DOMAIN, DOMAIN_VERSION), NAME, SCHEMA)
+    node = Op(Opset(DOMAIN, DOMAIN_VERSION), CARAFE.name, SCHEMA)
     return node(features, masks, kernel_size=kernel_size, group_size=group_size,
                 scale_factor=scale_factor)
 
@@ -95,7 +92,7 @@ BODIES = {"shift": shift_body, "unfold_matmul": unfold_matmul_body}
 
 
 def carafe_function(configs: list[tuple[int, int, int]], opset: int,
-                    kind: str | None = None, name: str = NAME) -> FunctionProto:
+                    kind: str | None = None, name: str = CARAFE.name) -> FunctionProto:
     """The ``attn_deploy::CARAFE`` function for the (kernel_size, group_size, scale_factor)
     ``configs`` used in a model: one body, or an If chain on the node's attributes when a model
     mixes configurations. ``kind`` forces a body (tests); default :func:`body_kind`. ``name``
@@ -114,8 +111,8 @@ def carafe_function(configs: list[tuple[int, int, int]], opset: int,
         return b.op("If", cond, then_branch=then_g, else_branch=else_g)
 
     def build(b: Body) -> str:
-        attrs = [b.attr_int(a) for a in ATTRIBUTES] if len(configs) > 1 else []
+        attrs = [b.attr_int(a) for a in CARAFE.int_attributes] if len(configs) > 1 else []
         return dispatch(b, configs, attrs)
 
-    return make_function(name, INPUTS, ATTRIBUTES, opset, build,
-                         "CARAFE reassembly (arXiv:1905.02188) in standard ONNX ops")
+    return make_function(CARAFE, opset, build,
+                         "CARAFE reassembly (arXiv:1905.02188) in standard ONNX ops", name=name)

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 from onnx import FunctionProto
 
-from attn_deploy.ops.onnx_functions import (DOMAIN, DOMAIN_VERSION, INT64_MAX, Body,
-                                            make_function, node_schema)
+from attn_deploy.op_contract import CRISS_CROSS_ATTENTION, DOMAIN, DOMAIN_VERSION
+from attn_deploy.ops.onnx_functions import INT64_MAX, Body, make_function, node_schema
 
-NAME = "CrissCrossAttention"
-INPUTS = ("query", "key", "value")
-SCHEMA = node_schema(NAME, INPUTS, ())
+SCHEMA = node_schema(CRISS_CROSS_ATTENTION)
 
 
 def criss_cross_translation(query, key, value):
     """Dynamo-exporter translation of ``torch.ops.attn_deploy.criss_cross_attention``."""
     from onnxscript.values import Op, Opset
 
-    return Op(Opset(DOMAIN, DOMAIN_VERSION), NAME, SCHEMA)(query, key, value)
+    node = Op(Opset(DOMAIN, DOMAIN_VERSION), CRISS_CROSS_ATTENTION.name, SCHEMA)
+    return node(query, key, value)
 
 
 def criss_cross_body(b: Body, q: str, k: str, v: str) -> str:
@@ -50,6 +49,6 @@ def criss_cross_body(b: Body, q: str, k: str, v: str) -> str:
 
 def criss_cross_function(opset: int) -> FunctionProto:
     """The ``attn_deploy::CrissCrossAttention`` function (no attributes)."""
-    return make_function(NAME, INPUTS, (), opset,
-                         lambda b: criss_cross_body(b, *INPUTS),
+    return make_function(CRISS_CROSS_ATTENTION, opset,
+                         lambda b: criss_cross_body(b, *CRISS_CROSS_ATTENTION.inputs),
                          "Criss-cross attention (CCNet, arXiv:1811.11721) in standard ONNX ops")

@@ -14,8 +14,8 @@ import onnx
 from onnx import AttributeProto, helper
 from onnx.defs import OpSchema
 
-DOMAIN = "attn_deploy"
-DOMAIN_VERSION = 1
+from attn_deploy.op_contract import DOMAIN, DOMAIN_VERSION, OpContract
+
 FLOAT_TYPES = ["tensor(float)", "tensor(float16)", "tensor(bfloat16)", "tensor(double)"]
 INT64_MAX = 2 ** 63 - 1
 
@@ -80,25 +80,26 @@ def shifted_slice_ends(start: int, extra: int) -> int:
     return end if end < 0 else INT64_MAX
 
 
-def node_schema(name: str, inputs: Sequence[str], attributes: Sequence[str]) -> OpSchema:
-    """The schema the exporter needs to record an ``attn_deploy::<name>`` node (it is not
+def node_schema(op: OpContract) -> OpSchema:
+    """The schema the exporter needs to record an ``attn_deploy::<op.name>`` node (it is not
     registered globally; the node's meaning is its model-local function)."""
     return OpSchema(
-        name, DOMAIN, DOMAIN_VERSION,
-        inputs=[OpSchema.FormalParameter(i, "T") for i in inputs],
+        op.name, DOMAIN, DOMAIN_VERSION,
+        inputs=[OpSchema.FormalParameter(i, "T") for i in op.inputs],
         outputs=[OpSchema.FormalParameter("output", "T")],
         type_constraints=[("T", FLOAT_TYPES, "floating-point tensors")],
         attributes=[OpSchema.Attribute(a, OpSchema.AttrType.INT, a, required=True)
-                    for a in attributes])
+                    for a in op.int_attributes])
 
 
-def make_function(name: str, inputs: Sequence[str], attributes: Sequence[str], opset: int,
-                  build: Callable[[Body], str], doc: str) -> onnx.FunctionProto:
-    """A model-local function ``attn_deploy::<name>`` whose body ``build`` records and whose
-    single output is the value ``build`` returns."""
+def make_function(op: OpContract, opset: int, build: Callable[[Body], str], doc: str,
+                  name: str | None = None) -> onnx.FunctionProto:
+    """A model-local function ``attn_deploy::<name or op.name>`` with ``op``'s inputs and
+    attributes, whose body ``build`` records and whose single output is the value ``build``
+    returns."""
     body = Body()
     out = build(body)
     body.nodes.append(helper.make_node("Identity", [out], ["output"]))
-    return helper.make_function(DOMAIN, name, list(inputs), ["output"], body.nodes,
-                                [helper.make_opsetid("", opset)], attributes=list(attributes),
-                                doc_string=doc)
+    return helper.make_function(DOMAIN, name or op.name, list(op.inputs), ["output"],
+                                body.nodes, [helper.make_opsetid("", opset)],
+                                attributes=list(op.int_attributes), doc_string=doc)

@@ -36,7 +36,8 @@ class PluginInputError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// One integer field a plugin declares, with the range of values it accepts.
+// One integer field a plugin declares: its name (the ONNX attribute name) and what it means. The
+// values it accepts are checked by the plugin's own validate function (validateCarafe), not here.
 struct IntFieldSpec {
   char const* name;
   char const* meaning;  // for messages: "the reassembly kernel size k_up"

@@ -79,9 +79,9 @@ def test_bad_recipes_name_the_key(tmp_path, edit, words):
 
 def test_engine_step_builds_with_the_recipe_profile(tmp_path, monkeypatch):
     """Where TensorRT is present the recipe's engine is built with its min/opt/max profile and
-    copied to the recipe's path (the builder itself is tested in tests/tensorrt)."""
+    copied to the recipe's path (the builder itself is tested in tests/backends/tensorrt)."""
     import attn_deploy.backends as backends
-    import attn_deploy.tensorrt.engine_builder as engine_builder
+    import attn_deploy.backends.tensorrt.engine_builder as engine_builder
     from attn_deploy.deploy.pipeline import run_recipe
 
     calls = []

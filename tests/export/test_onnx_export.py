@@ -111,7 +111,7 @@ def test_bad_arguments_are_named(tiny_model, tmp_path):
 
 
 def test_written_files_get_the_usual_mode_and_keep_a_replaced_files_mode(tmp_path):
-    from attn_deploy.export.atomic import atomic_write_text
+    from attn_deploy.atomic_write import atomic_write_text
     old = os.umask(0o022)
     try:
         p = atomic_write_text(tmp_path / "a.txt", "x")

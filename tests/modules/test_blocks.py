@@ -10,7 +10,7 @@ import torch
 
 import attn_deploy as ad
 from attn_deploy.harness.validate import validate_block
-from attn_deploy.tensorrt.compat import check_model
+from attn_deploy.trt_check.model_check import check_model
 
 KEYS = ad.list_modules()
 

@@ -10,8 +10,8 @@ import pytest
 
 import attn_deploy as ad
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.tensorrt import engine_builder, runtime_env
-from attn_deploy.tensorrt import plugin_library as pl
+from attn_deploy.backends.tensorrt import engine_builder, runtime_env
+from attn_deploy.backends.tensorrt import plugin_library as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fake_tensorrt  # noqa: E402

@@ -26,13 +26,14 @@ from pathlib import Path
 
 import onnx
 
+from attn_deploy.backends.tensorrt import plugin_library as plugins
+from attn_deploy.backends.tensorrt.engine_cache import EngineCache, EngineKey, file_digest
+from attn_deploy.backends.tensorrt.fp16_model import convert_to_fp16, is_fp16_model
+from attn_deploy.backends.tensorrt.profiles import Profile, describe_profile, profile_for_model
+from attn_deploy.backends.tensorrt.runtime_env import (gpu_identity, import_tensorrt,
+                                                       tensorrt_major, tensorrt_version)
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.tensorrt import plugin_library as plugins
-from attn_deploy.tensorrt.engine_cache import EngineCache, EngineKey, file_digest
-from attn_deploy.tensorrt.fp16_model import convert_to_fp16, is_fp16_model
-from attn_deploy.tensorrt.profiles import Profile, describe_profile, profile_for_model
-from attn_deploy.tensorrt.runtime_env import (gpu_identity, import_tensorrt, tensorrt_major,
-                                              tensorrt_version)
+from attn_deploy.op_contract import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 PRECISIONS = ("fp32", "fp16")
 DEFAULT_WORKSPACE_MB = 4096
@@ -55,11 +56,11 @@ def plugin_ops(proto: onnx.ModelProto) -> list[tuple[str, str, str, bool]]:
     functions = {(f.domain, f.name) for f in proto.functions}
     ops = {}
     for node in proto.graph.node:
-        if node.domain != plugins.PLUGIN_NAMESPACE:
+        if node.domain != DOMAIN:
             continue
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        version = attrs.get("plugin_version", plugins.PLUGIN_VERSION)
-        namespace = attrs.get("plugin_namespace", plugins.PLUGIN_NAMESPACE)
+        version = attrs.get("plugin_version", PLUGIN_VERSION)
+        namespace = attrs.get("plugin_namespace", PLUGIN_NAMESPACE)
         version = version.decode() if isinstance(version, bytes) else version
         namespace = namespace.decode() if isinstance(namespace, bytes) else namespace
         ops[(node.op_type, version, namespace)] = (node.domain, node.op_type) in functions

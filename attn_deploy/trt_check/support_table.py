@@ -5,7 +5,7 @@ range, the data types and, per operator, whether the parser supports it, the typ
 its restrictions (the doc's text, plus the checks below where the text is checkable from the ONNX
 file alone). It is generated from onnx-tensorrt's ``docs/operators.md``::
 
-    python -m attn_deploy.tensorrt.support_table operators.md --version 11.1 \\
+    python -m attn_deploy.trt_check.support_table operators.md --version 11.1 \\
         --source "onnx/onnx-tensorrt@7c51a63 docs/operators.md"
 
 Each check is tied to the restriction sentence it encodes (``RESTRICTION_CHECKS``): a check is
@@ -32,7 +32,7 @@ _TYPE_NAMES = {"FLOAT32": "FP32", "FLOAT16": "FP16", "BFLOAT16": "BF16"}
 _REDUCE = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
            "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare")
 
-# (op, fragment of the restriction text) -> checks. Check kinds (evaluated by compat.py):
+# (op, fragment of the restriction text) -> checks. Check kinds (evaluated by node_rules.py):
 #   input_constant    input `input` (if given) must be an initializer or a Constant's output
 #   input_false       input `input` (if given) must be a constant that is false
 #   input_zero        input `input` (if given and constant) must be all zeros

@@ -60,19 +60,10 @@ def _shapes_to_dims(inputs, texts: list[str]) -> list[dict[str, int]]:
     return out
 
 
-def _engine_options(args, output: Path, dims, shapes):
-    from attn_deploy.deploy.pipeline import EngineOptions
-
-    sizes = [dims, *shapes]
-    return EngineOptions(Path(args.engine) if args.engine else output.with_suffix(".engine"),
-                         args.engine_precision or "fp32",
-                         {s: min(d[s] for d in sizes) for s in dims}, dict(dims),
-                         {s: max(d[s] for d in sizes) for s in dims})
-
-
 def export_user_model(args, progress: Callable[[str], None],
                       print_validation: Callable) -> int:
     """Run ``export --model`` or ``export --recipe``; returns the exit code."""
+    from attn_deploy.deploy.engine_step import engine_profile
     from attn_deploy.deploy.pipeline import deploy_model, run_recipe
     from attn_deploy.deploy.recipe import load_recipe
     from attn_deploy.deploy.user_model import build_model
@@ -115,7 +106,8 @@ def export_user_model(args, progress: Callable[[str], None],
             model, output, inputs, dims, None if args.no_validate else shapes,
             output_names=args.output_names, swap_layers=not args.keep_layers,
             opset=args.opset, flavor=args.flavor, multiples=multiples, runtimes=runtimes,
-            engine=_engine_options(args, output, dims, shapes),
+            engine=engine_profile(args.engine or output.with_suffix(".engine"),
+                                  args.engine_precision or "fp32", dims, shapes),
             metadata={"attn_deploy_model": args.model}, progress=progress)
     from attn_deploy.harness.validate import graph_summary
 

@@ -10,8 +10,8 @@ from onnx import helper as h
 import attn_deploy as ad
 from attn_deploy.cli import main
 from attn_deploy.cli.trt_commands import add_commands
-from attn_deploy.tensorrt import plugin_library as pl
-from attn_deploy.tensorrt.runtime_env import tensorrt_availability
+from attn_deploy.backends.tensorrt import plugin_library as pl
+from attn_deploy.backends.tensorrt.runtime_env import tensorrt_availability
 
 
 def test_commands_register():
@@ -53,7 +53,8 @@ def test_plugins_path(monkeypatch, tmp_path, capsys):
 
 def test_build_engine_without_tensorrt_is_a_clear_error(tmp_path, capsys):
     if tensorrt_availability()[0]:
-        pytest.skip("TensorRT and a GPU are present (tests/tensorrt/test_tensorrt_engine.py)")
+        pytest.skip("TensorRT and a GPU are present "
+                    "(tests/backends/tensorrt/test_tensorrt_engine.py)")
     path = ad.export_block("se", tmp_path / "se.onnx")
     assert main(["build-engine", str(path), "--fp16", "--min", "x:1x64x8x8"]) == 2
     assert "TensorRT is unavailable" in capsys.readouterr().err

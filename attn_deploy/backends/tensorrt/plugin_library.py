@@ -1,8 +1,9 @@
 """Where the built plugin library is, and loading it into TensorRT.
 
 ``libattn_deploy_plugins.so`` is built by CMake from ``plugins/`` (see plugins/README.md). It is
-looked for, in order: ``$ATTN_DEPLOY_PLUGINS_LIB``; ``attn_deploy/tensorrt/lib/`` (where a wheel
-or docker image puts it); the source tree's ``build/plugins/lib/``; the system library path.
+looked for, in order: ``$ATTN_DEPLOY_PLUGINS_LIB``; ``attn_deploy/backends/tensorrt/lib/``
+(where a wheel or docker image puts it); the source tree's ``build/plugins/lib/``; the system
+library path.
 """
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ import os
 from pathlib import Path
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.op_contract import OPS, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 LIBRARY_NAME = "libattn_deploy_plugins.so"
 ENV_VAR = "ATTN_DEPLOY_PLUGINS_LIB"
-PLUGIN_NAMESPACE = "attn_deploy"
-PLUGIN_VERSION = "1"
-PLUGIN_NAMES = ("CARAFE", "CrissCrossAttention")
 
 BUILD_HINT = ("build it with: cmake -S plugins -B build/plugins "
               "-DTensorRT_INCLUDE_DIR=<folder with NvInferRuntime.h> && "
@@ -31,7 +30,7 @@ def candidate_paths() -> list[Path]:
     package = Path(__file__).resolve().parent
     paths = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else []
     return paths + [package / "lib" / LIBRARY_NAME,
-                    package.parents[1] / "build" / "plugins" / "lib" / LIBRARY_NAME]
+                    package.parents[2] / "build" / "plugins" / "lib" / LIBRARY_NAME]
 
 
 def plugin_library_path(required: bool = True) -> Path | None:
@@ -65,7 +64,7 @@ def load_plugin_library(path: str | Path | None = None, trt=None) -> Path:
             _loaded[key] = ctypes.CDLL(key)
         except OSError as exc:
             raise AttnDeployError(f"cannot load plugin library {key!r}: {exc}") from exc
-    if trt is not None and any(find_creator(trt, name) is None for name in PLUGIN_NAMES):
+    if trt is not None and any(find_creator(trt, name) is None for name in OPS):
         handle = trt.get_plugin_registry().load_library(key)
         if handle is None:
             raise AttnDeployError(f"TensorRT could not load plugin library {key!r}")
@@ -94,5 +93,5 @@ def require_plugins(trt, ops: list[tuple[str, str, str]], library: Path | None) 
         names = ", ".join(f"{n} (version {v}, namespace {ns!r})" for n, v, ns in missing)
         where = f"after loading {library}" if library else "and no plugin library was loaded"
         raise AttnDeployError(f"TensorRT plugin(s) not found: {names}, {where}. "
-                              f"attn_deploy's library provides {', '.join(PLUGIN_NAMES)} in "
+                              f"attn_deploy's library provides {', '.join(OPS)} in "
                               f"namespace {PLUGIN_NAMESPACE!r}; {BUILD_HINT}")

@@ -20,11 +20,11 @@ from pathlib import Path
 import onnx
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.tensorrt.compat_facts import (GraphFacts, graph_constants, graph_facts,
+from attn_deploy.op_contract import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from attn_deploy.trt_check.graph_facts import (GraphFacts, graph_constants, graph_facts,
                                                infer_types)
-from attn_deploy.tensorrt.compat_rules import (PLUGIN_DOMAIN, check_plugin_node, doc_type,
-                                               evaluate_check)
-from attn_deploy.tensorrt.support_table import load_table, table_versions
+from attn_deploy.trt_check.node_rules import check_plugin_node, doc_type, evaluate_check
+from attn_deploy.trt_check.support_table import load_table, table_versions
 
 # Ops whose listed types describe their output (they have no data input).
 _TYPED_BY_OUTPUT = {"Constant", "ConstantOfShape", "RandomNormal", "RandomUniform"}
@@ -67,7 +67,7 @@ class Failure:
 
 
 @dataclass
-class CompatResult:
+class CheckResult:
     """Truthy when every node passes for every TensorRT version checked."""
 
     path: str
@@ -114,7 +114,7 @@ class CompatResult:
 
 
 def check_model(model: str | Path | onnx.ModelProto,
-                versions: list[str] | None = None) -> CompatResult:
+                versions: list[str] | None = None) -> CheckResult:
     """Check ``model`` (a path or a ModelProto) against TensorRT ``versions`` (default: all in
     the table)."""
     path = str(model) if not isinstance(model, onnx.ModelProto) else "<model>"
@@ -135,7 +135,7 @@ def check_model(model: str | Path | onnx.ModelProto,
         raise AttnDeployError(f"TensorRT version(s) {unknown} not in the support table; "
                               f"known: {known}")
     inferred = infer_types(proto)
-    return CompatResult(path, {v: _check_version(inferred, v) for v in versions})
+    return CheckResult(path, {v: _check_version(inferred, v) for v in versions})
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -202,7 +202,7 @@ class _Context:
         v = NodeVerdict(node.name or f"{node.op_type}_{index}", node.op_type, domain,
                         opsets.get(domain, 0), True, "native", where)
         has_function = (node.domain, node.op_type) in self.functions
-        if domain == PLUGIN_DOMAIN:
+        if domain == DOMAIN:
             plugin_first = (any(a.name == "plugin_namespace" for a in node.attribute)
                             and _version_tuple(self.version) >= _PLUGIN_BEFORE_FUNCTION_SINCE)
             if has_function and not plugin_first:
@@ -212,8 +212,8 @@ class _Context:
                 return v
             v.via = "plugin"
             v.reasons = check_plugin_node(node, facts)
-            v.notes.append(f"needs libattn_deploy_plugins.so ({node.op_type} v1, "
-                           f"namespace {PLUGIN_DOMAIN}) loaded")
+            v.notes.append(f"needs libattn_deploy_plugins.so ({node.op_type} v{PLUGIN_VERSION}, "
+                           f"namespace {PLUGIN_NAMESPACE}) loaded")
         elif domain != "":
             if has_function:
                 v.via = "function"
@@ -252,6 +252,3 @@ class _Context:
                 v.reasons.append(reason)
         if op.get("unchecked"):
             v.notes.append(f"not checked statically: {op['unchecked']}")
-
-
-trt_check = check_model

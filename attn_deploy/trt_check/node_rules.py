@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from attn_deploy.tensorrt.compat_facts import PLUGIN_DOMAIN, PLUGIN_OPS, GraphFacts
-
-PLUGIN_VERSION = "1"
-# op type -> (input names, int attributes); mirrors plugins/core (carafe_rules, criss_cross_rules)
-PLUGINS = {
-    "CARAFE": (("features", "masks"), ("kernel_size", "group_size", "scale_factor")),
-    "CrissCrossAttention": (("query", "key", "value"), ()),
-}
-assert tuple(PLUGINS) == PLUGIN_OPS
+from attn_deploy.op_contract import CARAFE, OPS, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from attn_deploy.trt_check.graph_facts import GraphFacts
 
 DOC_TYPE = {
     onnx.TensorProto.FLOAT: "FP32", onnx.TensorProto.FLOAT16: "FP16",
@@ -141,13 +134,15 @@ def evaluate_check(check: dict, node: onnx.NodeProto, facts: GraphFacts) -> str 
 
 def check_plugin_node(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
     """Reasons the attn_deploy plugin would reject ``node`` (empty: accepted)."""
-    if node.op_type not in PLUGINS:
-        return [f"no attn_deploy plugin named {node.op_type!r}; plugins: {sorted(PLUGINS)}"]
-    input_names, fields = PLUGINS[node.op_type]
+    if node.op_type not in OPS:
+        return [f"no attn_deploy plugin named {node.op_type!r}; plugins: {sorted(OPS)}"]
+    op = OPS[node.op_type]
+    input_names, fields = op.inputs, op.int_attributes
     reasons = []
-    namespace = _decode(_attr(node, "plugin_namespace", PLUGIN_DOMAIN))
-    if namespace != PLUGIN_DOMAIN:
-        reasons.append(f"plugin_namespace={namespace!r}; the plugins are in {PLUGIN_DOMAIN!r}")
+    namespace = _decode(_attr(node, "plugin_namespace", PLUGIN_NAMESPACE))
+    if namespace != PLUGIN_NAMESPACE:
+        reasons.append(f"plugin_namespace={namespace!r}; the plugins are in "
+                       f"{PLUGIN_NAMESPACE!r}")
     version = _decode(_attr(node, "plugin_version", PLUGIN_VERSION))
     if version != PLUGIN_VERSION:
         reasons.append(f"plugin_version={version!r}; the plugins are version {PLUGIN_VERSION!r}")
@@ -164,18 +159,14 @@ def check_plugin_node(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
                            f"{onnx.AttributeProto.AttributeType.Name(attr.type)}")
         else:
             values[name] = attr.i
-    if "kernel_size" in values and (values["kernel_size"] < 1 or values["kernel_size"] % 2 == 0):
-        reasons.append(f"kernel_size must be a positive odd integer, got {values['kernel_size']}")
-    for name in ("group_size", "scale_factor"):
-        if name in values and values[name] < 1:
-            reasons.append(f"{name} must be >= 1, got {values[name]}")
+    reasons += op.attribute_errors(values)
     types = [doc_type(facts.types.get(i)) for i in node.input if i]
     for i, t in enumerate(types):
         if t is not None and t not in ("FP32", "FP16"):
             reasons.append(f"input {input_names[i]!r} must be FP32 or FP16, got {t}")
     if len({t for t in types if t is not None}) > 1:
         reasons.append(f"inputs must share one type, got {types}")
-    if node.op_type == "CARAFE" and len(values) == 3 and len(node.input) == 2:
+    if op is CARAFE and len(values) == 3 and len(node.input) == 2:
         reasons += _carafe_shape_reasons(values, facts.shapes.get(node.input[0]),
                                          facts.shapes.get(node.input[1]))
     return reasons

@@ -9,8 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-PLUGIN_DOMAIN = "attn_deploy"
-PLUGIN_OPS = ("CARAFE", "CrissCrossAttention")
+from attn_deploy.op_contract import CRISS_CROSS_ATTENTION, DOMAIN, OPS
 
 
 @dataclass
@@ -29,7 +28,7 @@ def infer_types(proto: onnx.ModelProto) -> onnx.ModelProto:
     functions are removed) from their inputs, repeated so the types flow past them."""
     model = onnx.ModelProto()
     model.CopyFrom(proto)
-    for _ in range(1 + sum(n.domain == PLUGIN_DOMAIN for n in model.graph.node)):
+    for _ in range(1 + sum(n.domain == DOMAIN for n in model.graph.node)):
         try:
             model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
         except Exception:  # a model shape inference cannot handle is still checked, untyped
@@ -37,7 +36,7 @@ def infer_types(proto: onnx.ModelProto) -> onnx.ModelProto:
         facts = graph_facts(model.graph, GraphFacts())
         added = False
         for node in model.graph.node:
-            if node.domain != PLUGIN_DOMAIN or node.op_type not in PLUGIN_OPS or not node.input:
+            if node.domain != DOMAIN or node.op_type not in OPS or not node.input:
                 continue
             out = node.output[0]
             if out in facts.types or node.input[-1] not in facts.types:
@@ -52,7 +51,7 @@ def infer_types(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _plugin_output_shape(node, facts: GraphFacts):
-    if node.op_type == "CrissCrossAttention":
+    if node.op_type == CRISS_CROSS_ATTENTION.name:
         return facts.shapes.get(node.input[-1])
     features = facts.shapes.get(node.input[0])
     scale = next((a.i for a in node.attribute if a.name == "scale_factor"), None)

@@ -8,7 +8,7 @@ from onnx import TensorProto as T
 from onnx import helper as h
 
 import attn_deploy as ad
-from attn_deploy.tensorrt.fp16_model import convert_to_fp16, is_fp16_model
+from attn_deploy.backends.tensorrt.fp16_model import convert_to_fp16, is_fp16_model
 
 
 def _rel(a, b):

@@ -7,7 +7,7 @@ from onnx import helper as h
 
 import attn_deploy as ad
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.tensorrt.compat import check_model
+from attn_deploy.trt_check.model_check import check_model
 
 
 def _model(nodes, inputs, outputs, initializers=(), opset=18, functions=(), extra_opsets=()):
@@ -103,9 +103,9 @@ def test_custom_nodes_count_as_supported_through_the_plugins():
 
 
 @pytest.mark.parametrize("attrs, fragment", [
-    ({"kernel_size": 4}, "kernel_size must be a positive odd integer, got 4"),
+    ({"kernel_size": 4}, "kernel_size must be an odd integer >= 1, got 4"),
     ({"group_size": 3}, "group_size 3 must divide the 8 channels"),
-    ({"scale_factor": 0}, "scale_factor must be >= 1"),
+    ({"scale_factor": 0}, "scale_factor must be an integer >= 1, got 0"),
     ({"kernel_size": 3}, "group_size * kernel_size^2 = 18 channels, got 50"),
     ({"plugin_namespace": "other"}, "plugin_namespace='other'"),
 ])

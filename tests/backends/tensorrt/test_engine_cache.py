@@ -2,7 +2,7 @@
 import json
 from dataclasses import replace
 
-from attn_deploy.tensorrt.engine_cache import EngineCache, EngineKey, default_cache_dir
+from attn_deploy.backends.tensorrt.engine_cache import EngineCache, EngineKey, default_cache_dir
 
 
 def _key(**changes):

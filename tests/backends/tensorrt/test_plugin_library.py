@@ -6,8 +6,8 @@ import pytest
 
 import attn_deploy as ad
 from attn_deploy.errors import AttnDeployError, RuntimeUnavailableError
-from attn_deploy.tensorrt import plugin_library as pl
-from attn_deploy.tensorrt.engine_builder import plugin_ops
+from attn_deploy.backends.tensorrt import plugin_library as pl
+from attn_deploy.backends.tensorrt.engine_builder import plugin_ops
 
 
 def test_environment_variable_wins(monkeypatch, tmp_path):
@@ -67,9 +67,9 @@ def test_built_library_loads_without_tensorrt():
 
 
 def test_engine_building_without_tensorrt_says_why(tmp_path):
-    from attn_deploy.tensorrt.engine_builder import build_engine
-    from attn_deploy.tensorrt.runner import TensorRTRunner
-    from attn_deploy.tensorrt.runtime_env import tensorrt_availability
+    from attn_deploy.backends.tensorrt.engine_builder import build_engine
+    from attn_deploy.backends.tensorrt.runner import TensorRTRunner
+    from attn_deploy.backends.tensorrt.runtime_env import tensorrt_availability
 
     ok, why = tensorrt_availability()
     if ok:

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from attn_deploy.backends.base import Runner, TensorMeta
-from attn_deploy.backends.onnx_reference_runner import metadata_from_proto
+from attn_deploy.backends.base import Runner, TensorMeta, metadata_from_proto
+from attn_deploy.backends.tensorrt.runtime_env import import_tensorrt, tensorrt_availability
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.tensorrt.runtime_env import import_tensorrt, tensorrt_availability
 
 
 class TensorRTRunner(Runner):
@@ -61,7 +60,7 @@ class TensorRTRunner(Runner):
     def _activate(self) -> None:
         import torch
 
-        from attn_deploy.tensorrt.engine_builder import build_engine, collecting_logger
+        from attn_deploy.backends.tensorrt.engine_builder import build_engine, collecting_logger
 
         trt = import_tensorrt()
         self.input_metadata()

@@ -5,8 +5,8 @@ from onnx import helper as h
 
 import attn_deploy as ad
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.tensorrt.profiles import (parse_shape_arg, parse_shape_args, profile_for_model,
-                                           symbol_ranges)
+from attn_deploy.backends.tensorrt.profiles import (parse_shape_arg, parse_shape_args,
+                                                    profile_for_model, symbol_ranges)
 
 
 @pytest.mark.parametrize("text", ["x:1x64x8x8", "x:[1,64,8,8]", "x:1,64,8,8", "x: 1x64x8x8"])

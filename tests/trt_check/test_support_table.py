@@ -1,7 +1,7 @@
 """The packaged operator-support table and the operators.md reader that makes it."""
 import pytest
 
-from attn_deploy.tensorrt.support_table import load_table, parse_operators_md, table_versions
+from attn_deploy.trt_check.support_table import load_table, parse_operators_md, table_versions
 
 DOC = """# Supported ONNX Operators
 

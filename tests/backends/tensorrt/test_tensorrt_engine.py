@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import attn_deploy as ad
-from attn_deploy.tensorrt.plugin_library import plugin_library_path
-from attn_deploy.tensorrt.runtime_env import tensorrt_availability
+from attn_deploy.backends.tensorrt.plugin_library import plugin_library_path
+from attn_deploy.backends.tensorrt.runtime_env import tensorrt_availability
 
 _ok, _why = tensorrt_availability()
 pytestmark = [pytest.mark.tensorrt, pytest.mark.gpu,
@@ -16,7 +16,7 @@ TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2}
 
 
 def _parity(key, tmp_path, precision, flavor="default"):
-    from attn_deploy.tensorrt.runner import TensorRTRunner
+    from attn_deploy.backends.tensorrt.runner import TensorRTRunner
 
     model = ad.create(key)
     path = ad.export_block(key, tmp_path / f"{key}-{flavor}.onnx", model=model, flavor=flavor)
@@ -55,7 +55,7 @@ def test_plugin_blocks_engine_matches_pytorch(tmp_path, key, precision):
 
 def test_missing_plugin_library_is_named(tmp_path, monkeypatch):
     from attn_deploy.errors import AttnDeployError
-    from attn_deploy.tensorrt.engine_builder import build_engine
+    from attn_deploy.backends.tensorrt.engine_builder import build_engine
 
     monkeypatch.setenv("ATTN_DEPLOY_PLUGINS_LIB", str(tmp_path / "absent.so"))
     path = ad.export_block("cca", tmp_path / "cca.onnx", flavor="tensorrt")

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from attn_deploy.export.atomic import atomic_write_bytes, atomic_write_text
+from attn_deploy.atomic_write import atomic_write_bytes, atomic_write_text
 
 
 def default_cache_dir() -> Path:
