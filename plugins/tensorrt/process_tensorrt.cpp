@@ -10,12 +10,13 @@ namespace {
 
 // Search the global scope first (an app linked against libnvinfer), then the TensorRT libraries
 // that may be loaded with RTLD_LOCAL (Python extension modules load them that way): RTLD_NOLOAD
-// returns a handle only for a library that is already loaded.
-void* findSymbol(char const* name) noexcept {
+// returns a handle only for a library that is already loaded. `major` picks the sonames; the
+// version probe also looks at the majors this build was not made for, to recognise them.
+void* findSymbol(char const* name, int major) noexcept {
   if (void* sym = dlsym(RTLD_DEFAULT, name)) return sym;
-  std::string const major = std::to_string(NV_TENSORRT_MAJOR);
+  std::string const suffix = std::to_string(major);
   for (char const* base : {"libnvinfer.so.", "libnvinfer_lean.so.", "libnvinfer_dispatch.so."}) {
-    std::string const soname = base + major;
+    std::string const soname = base + suffix;
     void* handle = dlopen(soname.c_str(), RTLD_LAZY | RTLD_NOLOAD);
     if (handle == nullptr) continue;
     void* sym = dlsym(handle, name);
@@ -24,6 +25,8 @@ void* findSymbol(char const* name) noexcept {
   }
   return nullptr;
 }
+
+void* findSymbol(char const* name) noexcept { return findSymbol(name, NV_TENSORRT_MAJOR); }
 
 }  // namespace
 
@@ -37,6 +40,14 @@ nvinfer1::ILogger* processLogger() noexcept {
   using Fn = nvinfer1::ILogger* (*)() noexcept;
   auto fn = reinterpret_cast<Fn>(findSymbol("getLogger"));
   return fn != nullptr ? fn() : nullptr;
+}
+
+int32_t loadedTensorRTMajorVersion() noexcept {
+  using Fn = int32_t (*)() noexcept;
+  for (int major : {NV_TENSORRT_MAJOR, 10, 11, 12}) {
+    if (auto fn = reinterpret_cast<Fn>(findSymbol("getInferLibMajorVersion", major))) return fn();
+  }
+  return -1;
 }
 
 }  // namespace attn_deploy::trt

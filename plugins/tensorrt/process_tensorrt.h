@@ -15,4 +15,7 @@ namespace attn_deploy::trt {
 nvinfer1::IPluginRegistry* processPluginRegistry() noexcept;
 nvinfer1::ILogger* processLogger() noexcept;
 
+// getInferLibMajorVersion() of the loaded TensorRT, or -1 when no loaded library exports it.
+int32_t loadedTensorRTMajorVersion() noexcept;
+
 }  // namespace attn_deploy::trt

@@ -1,6 +1,7 @@
-# cmake -DLIBRARY=<path> -DREADELF=<readelf> -P check_library_links.cmake
-# The plugin library must not depend on libnvinfer (the lean runtime loads it for
-# version-compatible engines) nor on a shared CUDA runtime (it carries cudart statically).
+# cmake -DLIBRARY=<path> -DEXPORTS=<n> -DREADELF=<readelf> -P check_library_links.cmake
+# The plugin libraries must not depend on libnvinfer (the lean runtime loads the plugin library
+# for version-compatible engines) nor on a shared CUDA runtime (it carries cudart statically),
+# and export exactly EXPORTS symbols: getCreators and setLoggerFinder (2), or nothing (0).
 execute_process(COMMAND "${READELF}" -d "${LIBRARY}" OUTPUT_VARIABLE dynamic RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "readelf -d ${LIBRARY} failed")
@@ -16,6 +17,14 @@ endforeach()
 execute_process(COMMAND "${READELF}" --dyn-syms -W "${LIBRARY}" OUTPUT_VARIABLE syms)
 string(REGEX MATCHALL "GLOBAL +DEFAULT +[0-9]+ [A-Za-z_][A-Za-z0-9_]*" exported "${syms}")
 list(LENGTH exported count)
-if(NOT count EQUAL 2)
-  message(FATAL_ERROR "expected exactly getCreators and setLoggerFinder to be exported, got: ${exported}")
+if(NOT count EQUAL EXPORTS)
+  message(FATAL_ERROR "expected ${EXPORTS} exported symbols, got: ${exported}")
+endif()
+if(EXPORTS EQUAL 2)
+  foreach(name getCreators setLoggerFinder)
+    string(FIND "${exported}" " ${name}" at)
+    if(at EQUAL -1)
+      message(FATAL_ERROR "${name} is not exported: ${exported}")
+    endif()
+  endforeach()
 endif()

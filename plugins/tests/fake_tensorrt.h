@@ -163,4 +163,25 @@ class LoggerFinder final : public nvinfer1::ILoggerFinder {
   CapturingLogger& mLogger;
 };
 
+// A creator from another library whose strings are null (TensorRT does not forbid it).
+class NullStringCreator final : public nvinfer1::IPluginCreatorV3One {
+ public:
+  nvinfer1::IPluginV3* createPlugin(nvinfer1::AsciiChar const*, nvinfer1::PluginFieldCollection const*,
+                                    nvinfer1::TensorRTPhase) noexcept override {
+    return nullptr;
+  }
+  nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override { return nullptr; }
+  nvinfer1::AsciiChar const* getPluginName() const noexcept override { return nullptr; }
+  nvinfer1::AsciiChar const* getPluginVersion() const noexcept override { return nullptr; }
+  nvinfer1::AsciiChar const* getPluginNamespace() const noexcept override { return nullptr; }
+};
+
+// A creator interface whose kind string is null.
+class NullKindCreator final : public nvinfer1::IPluginCreatorInterface {
+ public:
+  nvinfer1::InterfaceInfo getInterfaceInfo() const noexcept override {
+    return nvinfer1::InterfaceInfo{nullptr, 1, 0};
+  }
+};
+
 }  // namespace fake

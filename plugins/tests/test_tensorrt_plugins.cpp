@@ -14,6 +14,7 @@
 #include "criss_cross_plugin.h"
 #include "fake_tensorrt.h"
 #include "registration.h"
+#include "registry_updates.h"
 
 extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
 extern "C" void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
@@ -339,22 +340,25 @@ TEST(criss_cross_shapes_types_and_workspace) {
   CHECK(logged("width of key and query") && logged("got 12"));
 }
 
-TEST(registration_happens_once_and_hands_over_to_the_loader) {
+TEST(registration_happens_once_and_withdraws_what_it_added) {
   fake::Registry registry;
-  CHECK_EQ(attn_deploy::trt::registerPluginCreators(registry), 2);
-  CHECK_EQ(registry.creators.size(), size_t{2});
-  CHECK_STR_EQ(registry.namespaces[0], "attn_deploy");
-  // A second load-time registration (the library loaded twice) adds nothing.
-  CHECK_EQ(attn_deploy::trt::registerPluginCreators(registry), 0);
-  CHECK_EQ(registry.creators.size(), size_t{2});
-  // TensorRT's loader calls getCreators(): the load-time registrations are withdrawn first, so
-  // registering what it returns does not collide.
   int32_t n = 0;
-  IPluginCreatorInterface* const* creators = getCreators(n);
-  CHECK_EQ(registry.creators.size(), size_t{0});
-  for (int32_t i = 0; i < n; ++i) registry.registerCreator(*creators[i], "attn_deploy");
-  CHECK_EQ(registry.creators.size(), size_t{2});
-  CHECK_EQ(attn_deploy::trt::withdrawPluginCreators(), 0);  // nothing of ours left to withdraw
+  IPluginCreatorInterface* const* creators = getCreators(n);  // no TensorRT here: no version check
+  CHECK_EQ(n, 2);
+  // Another library's creators with null strings sit in the registry: compared, never read.
+  fake::NullStringCreator nullNames;
+  fake::NullKindCreator nullKind;
+  registry.registerCreator(nullNames, "other");
+  registry.registerCreator(nullKind, "other");
+  CHECK_EQ(attn_deploy::trt::registerMissingCreators(registry, creators, n, "attn_deploy"), 2);
+  CHECK_EQ(registry.creators.size(), size_t{4});
+  CHECK_STR_EQ(registry.namespaces[2], "attn_deploy");
+  // A second load-time registration (the library loaded twice) adds nothing.
+  CHECK_EQ(attn_deploy::trt::registerMissingCreators(registry, creators, n, "attn_deploy"), 0);
+  CHECK_EQ(registry.creators.size(), size_t{4});
+  CHECK_EQ(attn_deploy::trt::withdrawRegisteredCreators(), 2);
+  CHECK_EQ(registry.creators.size(), size_t{2});  // the other library's creators stay
+  CHECK_EQ(attn_deploy::trt::withdrawRegisteredCreators(), 0);
 }
 
 CHECK_MAIN()
