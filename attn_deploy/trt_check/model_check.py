@@ -1,12 +1,13 @@
 """Static TensorRT compatibility check of an ONNX model: no TensorRT needed.
 
 Every node is judged against TensorRT's ONNX parser support as onnx-tensorrt publishes it
-(``support_table``), for each TensorRT version in the table (10.3 for JetPack 6, and the newest):
-operator, opset range, the listed input types, and the restrictions the doc states that can be
-decided from the file (constant inputs, attribute values, ranks). attn_deploy's custom nodes count
-as supported through the plugins when their attributes and types are ones the plugins accept; a
-custom node the parser would import as its model-local function instead is judged by that
-function's body.
+(``support_table``), for each target TensorRT version (default: the versions of the table, 10.3
+for JetPack 6 and the newest; any 10.x or 11.x can be named, and is judged with the table of the
+same major at or below it): operator, opset range, the listed input types, and the restrictions
+the doc states that can be decided from the file (constant inputs, attribute values, ranks).
+Each attn_deploy node is bound the way that version's parser binds it (``plugin_binding``: the
+plugin, or the node's model-local function, and why); a node that goes to its function is judged
+by the function's body, one that goes to the plugin by the plugin's rules.
 
     result = check_model("cbam.onnx")
     if not result:
@@ -24,14 +25,11 @@ from attn_deploy.op_contract import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from attn_deploy.trt_check.graph_facts import (GraphFacts, graph_constants, graph_facts,
                                                infer_types)
 from attn_deploy.trt_check.node_rules import check_plugin_node, doc_type, evaluate_check
+from attn_deploy.trt_check.plugin_binding import parse_version, parser_binding
 from attn_deploy.trt_check.support_table import load_table, table_versions
 
 # Ops whose listed types describe their output (they have no data input).
 _TYPED_BY_OUTPUT = {"Constant", "ConstantOfShape", "RandomNormal", "RandomUniform"}
-# Since when a node with a plugin_namespace attribute goes to the plugin even when the model has a
-# local function of the same name (before, the parser imported the function): onnx-tensorrt's
-# ModelImporter, and attn_deploy/export/flavors.py.
-_PLUGIN_BEFORE_FUNCTION_SINCE = (10, 7)
 
 
 @dataclass
@@ -53,6 +51,7 @@ class VersionVerdict:
     opset: int | None
     model_reasons: list[str]
     nodes: list[NodeVerdict]
+    table: str = ""  # the operator table judged with (same major, at or below ``tensorrt``)
 
     def __bool__(self) -> bool:
         return not self.model_reasons and all(n.supported for n in self.nodes)
@@ -94,13 +93,19 @@ class CheckResult:
     def summary(self, verbose: bool = False) -> str:
         lines = []
         for v, verdict in self.versions.items():
-            n_plugin = sum(n.via == "plugin" for n in verdict.nodes)
+            ours = [n for n in verdict.nodes if n.domain == DOMAIN]
+            n_plugin = sum(n.via == "plugin" for n in ours)
+            n_function = sum(n.via == "function" for n in ours)
             state = "PASS" if verdict else "FAIL"
+            table = f", operator table {verdict.table}" if verdict.table != v else ""
             lines.append(f"TensorRT {v}: {state}  opset {verdict.opset}, "
-                         f"{len(verdict.nodes)} nodes ({n_plugin} through attn_deploy plugins)")
+                         f"{len(verdict.nodes)} nodes ({n_plugin} through attn_deploy plugins, "
+                         f"{n_function} as their local functions{table})")
             lines += [f"  model: {r}" for r in verdict.model_reasons]
             for n in verdict.nodes:
-                if not n.supported:
+                if n.domain == DOMAIN and n.supported:
+                    lines.append(f"  {n.node} [{n.op}]: {n.via}: " + "; ".join(n.notes))
+                elif not n.supported:
                     where = "" if n.where == "graph" else f" in {n.where}"
                     lines.append(f"  {n.node} [{n.domain or 'ai.onnx'}::{n.op}]{where}: "
                                  + "; ".join(n.reasons))
@@ -113,10 +118,11 @@ class CheckResult:
                 "versions": {v: {**asdict(d), "passed": bool(d)} for v, d in self.versions.items()}}
 
 
-def check_model(model: str | Path | onnx.ModelProto,
-                versions: list[str] | None = None) -> CheckResult:
-    """Check ``model`` (a path or a ModelProto) against TensorRT ``versions`` (default: all in
-    the table)."""
+def check_model(model: str | Path | onnx.ModelProto, versions: list[str] | None = None,
+                plugins_loaded: bool = True) -> CheckResult:
+    """Check ``model`` (a path or a ModelProto) against TensorRT ``versions`` (default: the
+    table's), as TensorRT's parser reads the file with (``plugins_loaded``) or without the
+    plugin library loaded."""
     path = str(model) if not isinstance(model, onnx.ModelProto) else "<model>"
     if isinstance(model, onnx.ModelProto):
         proto = model
@@ -128,26 +134,36 @@ def check_model(model: str | Path | onnx.ModelProto,
         except Exception as exc:
             raise AttnDeployError(f"trt-check: cannot read ONNX model {str(model)!r}: {exc}") \
                 from exc
-    known = table_versions()
-    versions = list(versions or known)
-    unknown = [v for v in versions if v not in known]
-    if unknown:
-        raise AttnDeployError(f"TensorRT version(s) {unknown} not in the support table; "
-                              f"known: {known}")
+    versions = list(versions or table_versions())
+    tables = {v: table_for(v) for v in versions}
     inferred = infer_types(proto)
-    return CheckResult(path, {v: _check_version(inferred, v) for v in versions})
+    return CheckResult(path, {v: _check_version(inferred, v, tables[v], plugins_loaded)
+                              for v in versions})
 
 
-def _version_tuple(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in v.split("."))
+def table_for(version: str) -> str:
+    """The operator table a TensorRT version is judged with: the newest table version of the
+    same major at or below it, else the oldest of that major."""
+    try:
+        target = parse_version(version)
+    except ValueError as exc:
+        raise AttnDeployError(str(exc)) from None
+    known = table_versions()
+    same_major = [v for v in known if parse_version(v)[0] == target[0]]
+    if target < (10, 0) or not same_major:
+        raise AttnDeployError(f"TensorRT {version}: the check covers TensorRT 10.x and 11.x "
+                              f"(operator tables for {', '.join(known)})")
+    below = [v for v in same_major if parse_version(v) <= target]
+    return below[-1] if below else same_major[0]
 
 
 def _opsets(imports) -> dict[str, int]:
     return {("" if o.domain == "ai.onnx" else o.domain): o.version for o in imports}
 
 
-def _check_version(proto: onnx.ModelProto, version: str) -> VersionVerdict:
-    entry = load_table()["versions"][version]
+def _check_version(proto: onnx.ModelProto, version: str, table: str,
+                   plugins_loaded: bool) -> VersionVerdict:
+    entry = load_table()["versions"][table]
     opsets = _opsets(proto.opset_import)
     opset = opsets.get("")
     model_reasons = []
@@ -161,9 +177,9 @@ def _check_version(proto: onnx.ModelProto, version: str) -> VersionVerdict:
             model_reasons.append(f"graph input/output {value.name!r} has type {t}; TensorRT "
                                  f"{version} supports {entry['data_types']}")
     functions = {(f.domain, f.name): f for f in proto.functions}
-    ctx = _Context(entry, version, functions, set())
+    ctx = _Context(entry, version, functions, set(), plugins_loaded)
     nodes = ctx.check_graph(proto.graph.node, facts, opsets, "graph")
-    return VersionVerdict(version, opset, model_reasons, nodes)
+    return VersionVerdict(version, opset, model_reasons, nodes, table)
 
 
 @dataclass
@@ -172,6 +188,7 @@ class _Context:
     version: str
     functions: dict
     functions_checked: set
+    plugins_loaded: bool = True
 
     def check_graph(self, nodes, facts: GraphFacts, opsets: dict, where: str) -> list[NodeVerdict]:
         out = []
@@ -203,17 +220,23 @@ class _Context:
                         opsets.get(domain, 0), True, "native", where)
         has_function = (node.domain, node.op_type) in self.functions
         if domain == DOMAIN:
-            plugin_first = (any(a.name == "plugin_namespace" for a in node.attribute)
-                            and _version_tuple(self.version) >= _PLUGIN_BEFORE_FUNCTION_SINCE)
-            if has_function and not plugin_first:
-                v.via = "function"
-                v.notes.append("TensorRT imports the model-local function here, not the plugin "
-                               "(export with flavor='tensorrt' to use the plugin)")
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            namespace = attrs.get("plugin_namespace")
+            binding = parser_binding(
+                parse_version(self.version), has_function=has_function,
+                namespace_attr=namespace.decode() if isinstance(namespace, bytes) else namespace,
+                domain=node.domain, library_loaded=self.plugins_loaded)
+            v.via = binding.via
+            v.notes.append(binding.why)
+            if binding.via == "function":
+                v.notes.append("attn-deploy build-engine binds it to the plugin when the "
+                               "library is loaded")
                 return v
-            v.via = "plugin"
-            v.reasons = check_plugin_node(node, facts)
-            v.notes.append(f"needs libattn_deploy_plugins.so ({node.op_type} v{PLUGIN_VERSION}, "
-                           f"namespace {PLUGIN_NAMESPACE}) loaded")
+            v.reasons = ([binding.why] if binding.via == "" else []) + \
+                check_plugin_node(node, facts)
+            if binding.via == "plugin":
+                v.notes.append(f"needs libattn_deploy_plugins.so ({node.op_type} "
+                               f"v{PLUGIN_VERSION}, namespace {PLUGIN_NAMESPACE}) loaded")
         elif domain != "":
             if has_function:
                 v.via = "function"

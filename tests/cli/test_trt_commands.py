@@ -44,6 +44,11 @@ def test_plugins_path(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv(pl.ENV_VAR, str(lib))
     assert main(["plugins-path"]) == 0
     assert capsys.readouterr().out.strip() == str(lib)
+    assert main(["plugins-path", "--static"]) == 1
+    assert "libattn_deploy_plugins_static.so is not beside" in capsys.readouterr().err
+    (tmp_path / "libattn_deploy_plugins_static.so").write_bytes(b"")
+    assert main(["plugins-path", "--static"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "libattn_deploy_plugins_static.so")
     monkeypatch.delenv(pl.ENV_VAR)
     monkeypatch.setattr(pl, "candidate_paths", lambda: [])
     monkeypatch.setattr(pl.ctypes.util, "find_library", lambda name: None)

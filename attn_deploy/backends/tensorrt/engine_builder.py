@@ -4,17 +4,21 @@
     build.path, build.cached, build.seconds
 
 - Plugins: a model with ``attn_deploy`` nodes gets ``libattn_deploy_plugins.so`` loaded first
-  (``plugin_library``, else found by ``plugin_library.plugin_library_path``); every plugin its
-  nodes need must then be in TensorRT's registry, or the error names the missing ones. Nodes that
-  still carry their model-local function ("default" export flavor) fall back to the function when
-  the library is absent; with it loaded, the parser flag ENABLE_PLUGIN_OVERRIDE (where TensorRT
-  has it) routes them to the plugin.
+  through TensorRT's own loader (``plugin_library``, else found by
+  ``plugin_library.plugin_library_path``); every plugin its nodes need must then be in TensorRT's
+  registry, or the error names the missing ones. With the library loaded, every attn_deploy node
+  is bound to its plugin in memory, whatever the file's flavor and the TensorRT version (local
+  functions removed, ``plugin_namespace`` set: the ``tensorrt`` flavor). Without it, nodes that
+  carry their model-local function (``default`` flavor) run as that function.
+- Device: ``device`` is made current before building, so the engine and its cache key are for
+  that GPU; the runner runs on the same device.
 - Precision: fp32 builds with TF32 off (fp32 parity is 1e-5). fp16 on TensorRT 10 sets the
   builder's FP16 flag on the float32 model; TensorRT 11 has no such flag (networks are strongly
   typed), so the model is converted to float16 first (``fp16_model``).
 - Profile: from the block spec in the model's metadata or from ``min/opt/max`` (``profiles``).
 - Cache: engines keyed by model, TensorRT version, GPU, precision, profile, plugin library and
-  settings (``engine_cache``); one timing cache per TensorRT version and GPU speeds up rebuilds.
+  settings (``engine_cache``), verified on every read; one timing cache per TensorRT version, GPU
+  and plugin library speeds up rebuilds.
 """
 from __future__ import annotations
 
@@ -27,12 +31,14 @@ from pathlib import Path
 import onnx
 
 from attn_deploy.backends.tensorrt import plugin_library as plugins
+from attn_deploy.backends.tensorrt.cuda_runtime import cuda_runtime
 from attn_deploy.backends.tensorrt.engine_cache import EngineCache, EngineKey, file_digest
 from attn_deploy.backends.tensorrt.fp16_model import convert_to_fp16, is_fp16_model
 from attn_deploy.backends.tensorrt.profiles import Profile, describe_profile, profile_for_model
 from attn_deploy.backends.tensorrt.runtime_env import (gpu_identity, import_tensorrt,
                                                        tensorrt_major, tensorrt_version)
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.export.flavors import apply_flavor, custom_nodes
 from attn_deploy.op_contract import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 PRECISIONS = ("fp32", "fp16")
@@ -120,55 +126,58 @@ def build_engine(onnx_path: str | Path, *, precision: str = "fp32",
 
     logger = collecting_logger(trt)
     logger.errors.clear()
+    cuda = cuda_runtime()
+    cuda.set_device(device)  # the builder and the engine belong to the current device
     ops = plugin_ops(proto)
     library = None
     if ops or plugin_library is not None:
-        library = Path(plugin_library) if plugin_library is not None else \
+        library = plugins.resolve_library(plugin_library) if plugin_library is not None else \
             plugins.plugin_library_path(required=not all(f for *_, f in ops))
         if library is not None:
             plugins.load_plugin_library(library, trt)
             plugins.require_plugins(trt, [op[:3] for op in ops], library)
-            # The parser imports a node with a model-local function as that function.
-            override = hasattr(trt.OnnxParserFlag, "ENABLE_PLUGIN_OVERRIDE")
-            if any(f for *_, f in ops) and not override:
-                notes.append(f"TensorRT {tensorrt_version(trt)}'s ONNX parser has no "
-                             "ENABLE_PLUGIN_OVERRIDE flag: attn_deploy nodes with local functions "
-                             "run as those functions, not as the plugins (export with flavor "
-                             "'tensorrt' to use the plugins)")
+            if ops:
+                # Bind every attn_deploy node to its plugin whatever the file's flavor: without
+                # its local function and with plugin_namespace set, each TensorRT version's parser
+                # takes the plugin (trt_check.plugin_binding has the per-version rules).
+                proto = apply_flavor(proto, "tensorrt")
+                notes.append(f"{len(custom_nodes(proto))} attn_deploy node(s) bound to the "
+                             f"plugins of {library.name}")
         else:
-            notes.append("plugin library not found: attn_deploy nodes use their local functions")
+            notes.append("plugin library not found: attn_deploy nodes run as their model-local "
+                         "functions (standard ONNX ops), not as the plugins")
 
     model_bytes = proto.SerializeToString()
     workspace = workspace_mb or DEFAULT_WORKSPACE_MB
+    plugin_sha = file_digest(library) if library is not None and library.is_file() else ""
     key = EngineKey(
         model_sha256=hashlib.sha256(model_bytes).hexdigest(),
         tensorrt=tensorrt_version(trt), gpu=gpu_identity(device), precision=precision,
-        profile=describe_profile(profile),
-        plugin_sha256=file_digest(library) if library is not None and library.is_file() else "",
+        profile=describe_profile(profile), plugin_sha256=plugin_sha,
         settings=f"workspace={workspace}MB;tf32=off;fp16_flag={fp16_flag and precision == 'fp16'}")
     cache = EngineCache(cache_dir)
     path = cache.engine_path(onnx_path.stem, key)
-    if use_cache and path.is_file():
-        return EngineBuild(path, True, time.perf_counter() - start, precision, profile,
-                           key.tensorrt, library, notes)
-
+    if use_cache:
+        cached, why = cache.verified_engine(path, key)
+        if cached is not None:
+            return EngineBuild(path, True, time.perf_counter() - start, precision, profile,
+                               key.tensorrt, library, notes)
+        if why:
+            notes.append(f"{why}: rebuilding it")
+    timing_path = cache.timing_cache_path(key.tensorrt, key.gpu, plugin_sha)
     engine, timing = _build(trt, logger, proto, model_bytes, onnx_path, precision, profile,
-                            workspace, cache.load(cache.timing_cache_path(key.tensorrt, key.gpu)),
-                            override=bool(library is not None and ops))
-    cache.store_timing_cache(cache.timing_cache_path(key.tensorrt, key.gpu), timing)
+                            workspace, cache.load(timing_path))
+    cache.store_timing_cache(timing_path, timing)
     cache.store(path, engine, key)
     return EngineBuild(path, False, time.perf_counter() - start, precision, profile,
                        key.tensorrt, library, notes)
 
 
 def _build(trt, logger, proto, model_bytes: bytes, onnx_path: Path, precision: str,
-           profile: Profile, workspace_mb: int, timing_cache: bytes | None,
-           override: bool) -> tuple[bytes, bytes]:
+           profile: Profile, workspace_mb: int, timing_cache: bytes | None) -> tuple[bytes, bytes]:
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: weakly typed; 11: always strongly typed
     parser = trt.OnnxParser(network, logger)
-    if override and hasattr(trt.OnnxParserFlag, "ENABLE_PLUGIN_OVERRIDE"):
-        parser.set_flag(trt.OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE)
     if not parser.parse(model_bytes, str(onnx_path)):
         errors = []
         for i in range(parser.num_errors):

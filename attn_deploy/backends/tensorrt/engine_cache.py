@@ -3,7 +3,10 @@
 An engine is valid only for the model, the TensorRT version, the GPU, the precision, the
 optimization profile, the plugin library and the build settings it was made with; the cache key
 hashes all of them, so a change in any one builds a new engine. Files are written atomically
-(temporary file, fsync, rename): a crash or a concurrent build never leaves a torn engine.
+(temporary file, fsync, rename): a crash or a concurrent build never leaves a torn engine. Every
+read is verified: the entry's ``.json`` key file must hold the same key and the engine file's
+SHA-256, so a truncated engine, another model's engine copied over it, or a missing key file is
+reported and rebuilt, never returned as cached.
 Location: ``$ATTN_DEPLOY_CACHE/engines`` (default ``~/.cache/attn_deploy/engines``).
 """
 from __future__ import annotations
@@ -56,8 +59,9 @@ class EngineCache:
     def engine_path(self, stem: str, key: EngineKey) -> Path:
         return self.root / f"{_slug(stem)}.{key.precision}.{key.digest()[:20]}.engine"
 
-    def timing_cache_path(self, tensorrt: str, gpu: str) -> Path:
-        return self.root / f"timing.trt-{_slug(tensorrt)}.{_slug(gpu)}.cache"
+    def timing_cache_path(self, tensorrt: str, gpu: str, plugin_sha256: str = "") -> Path:
+        plugins = f".plugins-{plugin_sha256[:16]}" if plugin_sha256 else ""
+        return self.root / f"timing.trt-{_slug(tensorrt)}.{_slug(gpu)}{plugins}.cache"
 
     def load(self, path: Path) -> bytes | None:
         try:
@@ -65,11 +69,33 @@ class EngineCache:
         except FileNotFoundError:
             return None
 
+    def verified_engine(self, path: Path, key: EngineKey) -> tuple[bytes | None, str]:
+        """(engine bytes, "") for a valid cached entry; (None, why) when there is none or it
+        does not verify (the caller rebuilds and may say why)."""
+        engine = self.load(path)
+        if engine is None:
+            return None, ""
+        try:
+            record = json.loads(path.with_suffix(".json").read_text())
+        except FileNotFoundError:
+            return None, f"cached engine {path.name} has no key file"
+        except (OSError, ValueError) as exc:
+            return None, f"cached engine {path.name} has an unreadable key file ({exc})"
+        if not isinstance(record, dict) or record.get("digest") != key.digest() or \
+                any(record.get(k) != v for k, v in key.__dict__.items()):
+            return None, f"cached engine {path.name} was built for another key"
+        if record.get("engine_sha256") != hashlib.sha256(engine).hexdigest():
+            return None, (f"cached engine {path.name} does not match its recorded hash "
+                          "(truncated or replaced)")
+        return engine, ""
+
     def store(self, path: Path, engine: bytes, key: EngineKey) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
+        # The key file goes first: an engine is only ever returned with a key that vouches for it.
+        atomic_write_text(path.with_suffix(".json"), json.dumps(
+            {**key.__dict__, "digest": key.digest(),
+             "engine_sha256": hashlib.sha256(engine).hexdigest()}, indent=1))
         atomic_write_bytes(path, engine)
-        atomic_write_text(path.with_suffix(".json"),
-                          json.dumps({**key.__dict__, "digest": key.digest()}, indent=1))
         return path
 
     def store_timing_cache(self, path: Path, data: bytes) -> None:

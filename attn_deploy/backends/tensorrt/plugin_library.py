@@ -3,11 +3,17 @@
 ``libattn_deploy_plugins.so`` is built by CMake from ``plugins/`` (see plugins/README.md). It is
 looked for, in order: ``$ATTN_DEPLOY_PLUGINS_LIB``; ``attn_deploy/backends/tensorrt/lib/``
 (where a wheel or docker image puts it); the source tree's ``build/plugins/lib/``; the system
-library path.
+library path. A symlink (``libattn_deploy_plugins.so -> .so.1 -> .so.1.0.0``) is resolved to the
+real file, whose hash goes into the engine and timing cache keys.
+
+The library is loaded through TensorRT's own loader (``IPluginRegistry.load_library``, which
+calls its ``getCreators``); it registers nothing by merely being loaded. Its companion
+``libattn_deploy_plugins_static.so``, which registers at load time, is for tools that only dlopen
+a library (``trtexec --staticPlugins``, Polygraphy ``--plugins``); ``plugins-path --static``
+prints it.
 """
 from __future__ import annotations
 
-import ctypes
 import ctypes.util
 import os
 from pathlib import Path
@@ -16,13 +22,28 @@ from attn_deploy.errors import AttnDeployError
 from attn_deploy.op_contract import OPS, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 LIBRARY_NAME = "libattn_deploy_plugins.so"
+STATIC_LIBRARY_NAME = "libattn_deploy_plugins_static.so"
 ENV_VAR = "ATTN_DEPLOY_PLUGINS_LIB"
 
 BUILD_HINT = ("build it with: cmake -S plugins -B build/plugins "
               "-DTensorRT_INCLUDE_DIR=<folder with NvInferRuntime.h> && "
               "cmake --build build/plugins -j  (or set $" + ENV_VAR + " to the .so)")
 
-_loaded: dict[str, ctypes.CDLL] = {}
+_loaded: dict[str, object] = {}
+
+
+def resolve_library(path: str | Path) -> Path:
+    """``path`` as the real file it names (symlinks resolved); AttnDeployError if it is none."""
+    path = Path(path)
+    if not path.is_file():
+        raise AttnDeployError(f"plugin library: {str(path)!r} is not a file; {BUILD_HINT}")
+    return path.resolve()
+
+
+def static_companion(library: Path) -> Path | None:
+    """The load-time registering companion that sits beside ``library``, if it was built."""
+    companion = Path(library).parent / STATIC_LIBRARY_NAME
+    return companion if companion.is_file() else None
 
 
 def candidate_paths() -> list[Path]:
@@ -41,7 +62,7 @@ def plugin_library_path(required: bool = True) -> Path | None:
         raise AttnDeployError(f"${ENV_VAR}={env!r} is not a file; {BUILD_HINT}")
     for path in candidate_paths():
         if path.is_file():
-            return path.absolute()
+            return path.resolve()
     system = ctypes.util.find_library("attn_deploy_plugins")
     if system:
         return Path(system)
@@ -53,22 +74,19 @@ def plugin_library_path(required: bool = True) -> Path | None:
 
 
 def load_plugin_library(path: str | Path | None = None, trt=None) -> Path:
-    """Load the library into this process. Its creators register with TensorRT's registry at
-    load time (the way Polygraphy's --plugins and ONNX Runtime load plugin libraries); with
-    ``trt`` given and the creators still missing (the library found no TensorRT to register
-    with), TensorRT's own loader registers them through getCreators()."""
+    """Load the library into TensorRT's registry through TensorRT's loader (``load_library``
+    calls its ``getCreators``), once per process, unless its creators are registered already
+    (by the static companion, say). Without ``trt`` nothing is loaded: the path is returned."""
     path = Path(path) if path is not None else plugin_library_path()
     key = str(path)
-    if key not in _loaded:
-        try:
-            _loaded[key] = ctypes.CDLL(key)
-        except OSError as exc:
-            raise AttnDeployError(f"cannot load plugin library {key!r}: {exc}") from exc
-    if trt is not None and any(find_creator(trt, name) is None for name in OPS):
-        handle = trt.get_plugin_registry().load_library(key)
-        if handle is None:
-            raise AttnDeployError(f"TensorRT could not load plugin library {key!r}")
-        _loaded[key + ":tensorrt"] = handle
+    if trt is None or key in _loaded or all(find_creator(trt, name) is not None for name in OPS):
+        return path
+    handle = trt.get_plugin_registry().load_library(key)
+    if handle is None:
+        raise AttnDeployError(
+            f"TensorRT could not load plugin library {key!r} (see TensorRT's log above; a "
+            "library built for another TensorRT major version offers no plugins)")
+    _loaded[key] = handle
     return path
 
 

@@ -27,17 +27,13 @@ def import_tensorrt():
 
 
 def tensorrt_availability() -> tuple[bool, str]:
-    """(available, reason) for building and running engines: TensorRT and a CUDA device."""
+    """(available, reason) for building and running engines: TensorRT, the CUDA runtime
+    library and a CUDA device (no torch needed)."""
     trt, why = _import_tensorrt()
     if trt is None:
         return False, why
-    try:
-        import torch
-    except ImportError as exc:
-        return False, f"torch is needed for device buffers ({exc})"
-    if not torch.cuda.is_available():
-        return False, "no CUDA device (or a CPU build of torch)"
-    return True, ""
+    from attn_deploy.backends.tensorrt.cuda_runtime import cuda_availability
+    return cuda_availability()
 
 
 def tensorrt_version(trt) -> str:
@@ -50,8 +46,9 @@ def tensorrt_major(trt) -> int:
 
 def gpu_identity(device: int = 0) -> str:
     """'NVIDIA H100 80GB HBM3 sm_90': part of the engine cache key (engines are GPU-specific)."""
-    import torch
-    if not torch.cuda.is_available():
-        raise RuntimeUnavailableError("no CUDA device (or a CPU build of torch)")
-    major, minor = torch.cuda.get_device_capability(device)
-    return f"{torch.cuda.get_device_name(device)} sm_{major}{minor}"
+    from attn_deploy.backends.tensorrt.cuda_runtime import cuda_runtime
+    cuda = cuda_runtime()
+    if cuda.device_count() == 0:
+        raise RuntimeUnavailableError("no CUDA device")
+    major, minor = cuda.capability(device)
+    return f"{cuda.device_name(device)} sm_{major}{minor}"

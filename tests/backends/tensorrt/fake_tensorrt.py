@@ -2,7 +2,15 @@
 as in TensorRT's Python bindings, python/src/infer/pyCore.cpp and parsers/pyOnnx.cpp of 10.3 and
 11.x). It records what the builder asked for, so the tests check the control flow (precision
 handling per TensorRT major, profiles, parser flags, cache) where TensorRT is absent. It proves
-nothing about TensorRT itself: test_tensorrt_engine.py does, where TensorRT exists."""
+nothing about TensorRT itself: test_tensorrt_engine.py does, where TensorRT exists.
+
+Versions: ``make("10.3")``, ``"10.7"``, ``"10.10"``, ``"10.15"``, ``"11.1"`` (or a major, 10 -> 10.3,
+11 -> 11.1). The fake parser states, independently of attn_deploy's trt_check.plugin_binding,
+what each version's ONNX parser does with an attn_deploy node (from TensorRT's release notes):
+before 10.7 a node with a model-local function is imported as the function; 10.7-10.14 prefer a
+registered plugin; 10.15+ take the plugin for such a node only when it has plugin_namespace; the
+plugin is looked up in the plugin_namespace attribute's namespace, or (10.10+) the node's domain.
+``trt.calls["imported"]`` records, per parse, the node -> "plugin" / "function" choices."""
 from __future__ import annotations
 
 import enum
@@ -11,11 +19,19 @@ import types
 import onnx
 
 
-def make(major: int, parse_ok: bool = True):
+def _version(version) -> tuple[int, int]:
+    if isinstance(version, int):
+        return (10, 3) if version == 10 else (version, 1)
+    major, minor = str(version).split(".")[:2]
+    return int(major), int(minor)
+
+
+def make(version, parse_ok: bool = True):
+    major, minor = _version(version)
     trt = types.ModuleType("tensorrt")
-    trt.__version__ = f"{major}.{3 if major == 10 else 1}.0"
+    trt.__version__ = f"{major}.{minor}.0"
     trt.calls = {"parsed": [], "flags": set(), "cleared": set(), "shapes": {}, "parser_flags": set(),
-                 "builds": 0, "registry_loads": []}
+                 "builds": 0, "registry_loads": [], "imported": []}
     flags = ["TF32"] + (["FP16"] if major == 10 else [])
     trt.BuilderFlag = enum.Enum("BuilderFlag", flags)
     trt.OnnxParserFlag = enum.Enum("OnnxParserFlag", ["NATIVE_INSTANCENORM"] +
@@ -40,6 +56,25 @@ def make(major: int, parse_ok: bool = True):
         def node_operator(self): return "Foo"
         def desc(self): return "No importer registered for op: Foo"
 
+    def registered(name, namespace):
+        return any((c.name, c.plugin_namespace) == (name, namespace)
+                   for c in trt.get_plugin_registry().all_creators)
+
+    def import_custom_node(node, functions) -> str:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        namespace = attrs.get("plugin_namespace")
+        namespace = namespace.decode() if isinstance(namespace, bytes) else namespace
+        if namespace is None:
+            namespace = node.domain if (major, minor) >= (10, 10) else ""
+        plugin = registered(node.op_type, namespace)
+        if (node.domain, node.op_type) in functions:
+            if (major, minor) < (10, 7):
+                return "function"
+            if (major, minor) >= (10, 15) and "plugin_namespace" not in attrs:
+                return "function"
+            return "plugin" if plugin else "function"
+        return "plugin" if plugin else "missing"
+
     class Parser:
         def __init__(self, network, logger):
             self.num_errors = 0
@@ -48,9 +83,15 @@ def make(major: int, parse_ok: bool = True):
             trt.calls["parser_flags"].add(flag.name)
 
         def parse(self, model, path=None):
-            trt.calls["parsed"].append(onnx.load_from_string(bytes(model)))
-            self.num_errors = 0 if parse_ok else 1
-            return parse_ok
+            proto = onnx.load_from_string(bytes(model))
+            trt.calls["parsed"].append(proto)
+            functions = {(f.domain, f.name) for f in proto.functions}
+            imported = {n.name or n.op_type: import_custom_node(n, functions)
+                        for n in proto.graph.node if n.domain == "attn_deploy"}
+            trt.calls["imported"].append(imported)
+            ok = parse_ok and "missing" not in imported.values()
+            self.num_errors = 0 if ok else 1
+            return ok
 
         def get_error(self, i):
             return Error()

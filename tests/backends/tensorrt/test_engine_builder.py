@@ -17,15 +17,32 @@ sys.path.insert(0, str(Path(__file__).parent))
 import fake_tensorrt  # noqa: E402
 
 
+class FakeCuda:
+    def __init__(self):
+        self.devices = []
+
+    def set_device(self, device):
+        self.devices.append(device)
+
+
 @pytest.fixture
 def fake_trt(monkeypatch):
-    def install(major, **kw):
-        trt = fake_tensorrt.make(major, **kw)
+    def install(version, **kw):
+        trt = fake_tensorrt.make(version, **kw)
+        trt.cuda = FakeCuda()
         monkeypatch.setattr(runtime_env, "_import_tensorrt", lambda: (trt, ""))
-        monkeypatch.setattr(engine_builder, "gpu_identity", lambda device=0: "Fake GPU sm_87")
+        monkeypatch.setattr(engine_builder, "gpu_identity",
+                            lambda device=0: f"Fake GPU {device} sm_87")
+        monkeypatch.setattr(engine_builder, "cuda_runtime", lambda: trt.cuda)
         monkeypatch.setattr(engine_builder, "_LOGGER", None)
         return trt
     return install
+
+
+def _with_plugins(trt, *names):
+    for name in names:
+        trt.get_plugin_registry().all_creators.append(SimpleNamespace(
+            name=name, plugin_version="1", plugin_namespace="attn_deploy"))
 
 
 @pytest.fixture(scope="module")
@@ -94,31 +111,93 @@ def test_plugin_model_needs_the_library_and_its_creators(fake_trt, tmp_path, mon
     with pytest.raises(AttnDeployError, match=r"CrissCrossAttention \(version 1, namespace "
                                               r"'attn_deploy'\), after loading"):
         engine_builder.build_engine(path, cache_dir=tmp_path, plugin_library=lib)
-    trt.get_plugin_registry().all_creators.append(SimpleNamespace(
-        name="CrissCrossAttention", plugin_version="1", plugin_namespace="attn_deploy"))
+    _with_plugins(trt, "CrissCrossAttention")
     build = engine_builder.build_engine(path, cache_dir=tmp_path, plugin_library=lib)
-    assert build.plugin_library == lib and "ENABLE_PLUGIN_OVERRIDE" in trt.calls["parser_flags"]
+    assert build.plugin_library == lib.resolve() and trt.calls["parser_flags"] == set()
+    assert set(trt.calls["imported"][-1].values()) == {"plugin"}
 
 
-def test_default_flavor_falls_back_to_local_functions_without_the_library(fake_trt, tmp_path,
-                                                                          monkeypatch):
-    trt = fake_trt(10)
-    path = ad.export_block("cca", tmp_path / "cca.onnx")
-    monkeypatch.setattr(pl, "plugin_library_path", lambda required=True: None)
-    build = engine_builder.build_engine(path, cache_dir=tmp_path)
-    assert build.plugin_library is None and any("local functions" in n for n in build.notes)
-    assert trt.calls["parser_flags"] == set()
-
-
-def test_default_flavor_notes_that_old_parsers_keep_the_local_functions(fake_trt, tmp_path,
-                                                                        monkeypatch):
-    trt = fake_trt(10)
-    path = ad.export_block("cca", tmp_path / "cca.onnx")
+@pytest.mark.parametrize("version", ["10.3", "10.7", "10.10", "10.15", "11.1"])
+@pytest.mark.parametrize("flavor", ["default", "tensorrt"])
+def test_loaded_library_binds_every_flavor_to_the_plugins(fake_trt, tmp_path, monkeypatch,
+                                                          version, flavor, cca_files):
+    trt = fake_trt(version)
     lib = tmp_path / "libattn_deploy_plugins.so"
     lib.write_bytes(b"x")
     monkeypatch.setattr(pl, "load_plugin_library", lambda p, t=None: p)
-    trt.get_plugin_registry().all_creators.append(SimpleNamespace(
-        name="CrissCrossAttention", plugin_version="1", plugin_namespace="attn_deploy"))
-    build = engine_builder.build_engine(path, cache_dir=tmp_path, plugin_library=lib)
-    assert any("ENABLE_PLUGIN_OVERRIDE" in n for n in build.notes)
-    assert trt.calls["parser_flags"] == set()
+    _with_plugins(trt, "CrissCrossAttention")
+    build = engine_builder.build_engine(cca_files[flavor], cache_dir=tmp_path,
+                                        plugin_library=lib)
+    assert set(trt.calls["imported"][-1].values()) == {"plugin"}, trt.calls["imported"]
+    assert not trt.calls["parsed"][-1].functions  # the functions were stripped in memory
+    assert any("bound to the plugins" in n for n in build.notes)
+
+
+@pytest.fixture(scope="module")
+def cca_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cca")
+    return {flavor: ad.export_block("cca", folder / f"{flavor}.onnx", flavor=flavor)
+            for flavor in ("default", "tensorrt")}
+
+
+def test_default_flavor_falls_back_to_local_functions_without_the_library(fake_trt, tmp_path,
+                                                                          monkeypatch, cca_files):
+    trt = fake_trt(10)
+    monkeypatch.setattr(pl, "plugin_library_path", lambda required=True: None)
+    build = engine_builder.build_engine(cca_files["default"], cache_dir=tmp_path)
+    assert build.plugin_library is None and any("local functions" in n for n in build.notes)
+    assert set(trt.calls["imported"][-1].values()) == {"function"}
+
+
+def test_device_is_made_current_and_keys_the_cache(fake_trt, se_path, tmp_path):
+    trt = fake_trt("10.3")
+    first = engine_builder.build_engine(se_path, cache_dir=tmp_path, device=1)
+    second = engine_builder.build_engine(se_path, cache_dir=tmp_path, device=0)
+    assert trt.cuda.devices == [1, 0]
+    assert first.path != second.path and not second.cached
+
+
+def test_plugin_library_hash_keys_the_engine_and_timing_caches(fake_trt, tmp_path, monkeypatch,
+                                                              cca_files):
+    trt = fake_trt("10.15")
+    monkeypatch.setattr(pl, "load_plugin_library", lambda p, t=None: p)
+    _with_plugins(trt, "CrissCrossAttention")
+    real = tmp_path / "libattn_deploy_plugins.so.1.0.0"
+    real.write_bytes(b"build one")
+    link = tmp_path / "libattn_deploy_plugins.so"
+    link.symlink_to(real.name)
+    first = engine_builder.build_engine(cca_files["tensorrt"], cache_dir=tmp_path,
+                                        plugin_library=link)
+    assert first.plugin_library == real  # the symlink is resolved to the file that is hashed
+    timing = sorted(tmp_path.glob("timing.*"))
+    real.write_bytes(b"build two")  # a rebuilt library: new engine and new timing cache
+    second = engine_builder.build_engine(cca_files["tensorrt"], cache_dir=tmp_path,
+                                         plugin_library=link)
+    assert not second.cached and second.path != first.path
+    assert len(sorted(tmp_path.glob("timing.*"))) == len(timing) + 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "swap", "no_key"])
+def test_damaged_cache_entries_are_rebuilt_and_said(fake_trt, se_path, tmp_path, damage):
+    trt = fake_trt(10)
+    first = engine_builder.build_engine(se_path, cache_dir=tmp_path)
+    if damage == "truncate":
+        first.path.write_bytes(first.path.read_bytes()[:3])
+    elif damage == "swap":
+        first.path.write_bytes(b"another model's engine")
+    else:
+        first.path.with_suffix(".json").unlink()
+    again = engine_builder.build_engine(se_path, cache_dir=tmp_path)
+    assert not again.cached and trt.calls["builds"] == 2
+    assert any("rebuilding" in n for n in again.notes), again.notes
+    assert again.path.read_bytes() == b"engine"
+    assert engine_builder.build_engine(se_path, cache_dir=tmp_path).cached
+
+
+def test_cache_key_file_of_another_key_is_not_trusted(fake_trt, se_path, tmp_path):
+    fake_trt(10)
+    first = engine_builder.build_engine(se_path, cache_dir=tmp_path)
+    key_file = first.path.with_suffix(".json")
+    key_file.write_text(key_file.read_text().replace("Fake GPU 0 sm_87", "Other GPU sm_80"))
+    again = engine_builder.build_engine(se_path, cache_dir=tmp_path)
+    assert not again.cached and any("another key" in n for n in again.notes)
