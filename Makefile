@@ -1,8 +1,8 @@
 # Two commands for a fresh machine: `make demo` and `make test`. Both create and reuse .venv.
 #
-# torch: TORCH_SPEC pins the release the project is tested with. On CPU machines (CI) pip takes
-# the CPU build of 2.13.0; on a GPU machine, install the CUDA build of torch 2.13 into .venv
-# first (or set TORCH_SPEC) and the install step below keeps it (any 2.13.x satisfies it).
+# torch: TORCH_SPEC is the release installed when .venv has none. On CPU machines (CI) pip takes
+# the CPU build of 2.13.0; on a GPU machine, install the CUDA build of torch 2.13 or 2.14 into
+# .venv first (or set TORCH_SPEC=torch==2.14.1) and the install step below keeps it.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -17,9 +17,9 @@ TRT_INC ?=
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -c "import torch, sys; sys.exit(not torch.__version__.startswith('2.13.'))" 2>/dev/null \
-		|| $(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -c "import torch, sys; sys.exit(not torch.__version__.startswith(('2.13.', '2.14.')))" \
+		2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[export,test]"
 	touch $(STAMP)
 
 setup: $(STAMP)

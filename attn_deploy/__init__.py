@@ -4,9 +4,13 @@
     ad.list_modules()                       # block keys
     model = ad.create("cbam", channels=64)  # an nn.Module in eval mode
     ad.export_block("cbam", "cbam.onnx")    # dynamic N/H/W, validated, written atomically
+
+The export side (blocks, export, layer swaps) needs PyTorch (``pip install
+"attn_deploy[export]"``); the runtime side (runners, validation of ONNX files, TensorRT engines,
+trt-check, Triton repositories) does not, and importing ``attn_deploy`` never imports torch: the
+names below load their module when first used.
 """
 from attn_deploy.errors import AttnDeployError, RuntimeUnavailableError
-from attn_deploy.modules.registry import BlockSpec, create, example_inputs, list_modules, spec
 from attn_deploy.version import __version__
 
 __all__ = [
@@ -14,13 +18,18 @@ __all__ = [
     "deployable", "example_inputs", "export_block", "export_onnx", "list_modules", "spec",
 ]
 
+_LAZY = {
+    "BlockSpec": "attn_deploy.modules.registry", "create": "attn_deploy.modules.registry",
+    "example_inputs": "attn_deploy.modules.registry",
+    "list_modules": "attn_deploy.modules.registry", "spec": "attn_deploy.modules.registry",
+    "export_onnx": "attn_deploy.export.onnx_export",
+    "export_block": "attn_deploy.export.onnx_export",
+    "deployable": "attn_deploy.deploy.layer_swaps",
+}
+
 
 def __getattr__(name):
-    # Export pulls in torch.onnx and onnx; load it only when asked for.
-    if name in ("export_onnx", "export_block"):
-        from attn_deploy.export import onnx_export
-        return getattr(onnx_export, name)
-    if name == "deployable":
-        from attn_deploy.deploy.layer_swaps import deployable
-        return deployable
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'attn_deploy' has no attribute {name!r}")

@@ -13,7 +13,6 @@ from pathlib import Path
 from attn_deploy.backends.base import Runner, TensorMeta, check_feed
 from attn_deploy.backends.onnx_reference_runner import OnnxReferenceRunner
 from attn_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
-from attn_deploy.backends.torch_runner import TorchRunner
 from attn_deploy.errors import AttnDeployError
 
 ONNX_RUNTIMES = ("ort-cpu", "ort-cuda", "ort-tensorrt", "onnx-reference", "tensorrt")
@@ -22,6 +21,14 @@ RUNTIMES = TORCH_RUNTIMES + ONNX_RUNTIMES
 
 __all__ = ["ONNX_RUNTIMES", "RUNTIMES", "OnnxReferenceRunner", "OnnxRuntimeRunner", "Runner",
            "TensorMeta", "TorchRunner", "availability", "check_feed", "onnx_runner"]
+
+
+def __getattr__(name):
+    # The PyTorch runner needs torch; the runtime side (ONNX files, engines) must not.
+    if name == "TorchRunner":
+        from attn_deploy.backends.torch_runner import TorchRunner
+        return TorchRunner
+    raise AttributeError(f"module 'attn_deploy.backends' has no attribute {name!r}")
 
 
 def _tensorrt_runner_class():
@@ -47,7 +54,10 @@ def availability(runtime: str) -> tuple[bool, str]:
     if runtime not in RUNTIMES:
         raise AttnDeployError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
     if runtime in TORCH_RUNTIMES:
-        import torch
+        try:
+            import torch
+        except ImportError as exc:
+            return False, f"torch is not installed ({exc}); pip install \"attn_deploy[export]\""
         if runtime == "torch-cuda" and not torch.cuda.is_available():
             return False, "no CUDA device (or a CPU build of torch)"
         return True, ""

@@ -4,10 +4,19 @@ or more shapes, build a TensorRT engine where TensorRT is present, and run TOML 
 (``export/*.toml``) that say all of this declaratively. Triton model repositories:
 :mod:`attn_deploy.deploy.triton_repo`.
 """
-from attn_deploy.deploy.layer_swaps import DeployReport, Swap, deployable
-from attn_deploy.deploy.pipeline import DeployResult, deploy_model, run_recipe
-from attn_deploy.deploy.recipe import Recipe, load_recipe
-from attn_deploy.deploy.user_model import build_model, load_checkpoint, resolve_factory
+_LAZY = {
+    "DeployReport": "layer_swaps", "Swap": "layer_swaps", "deployable": "layer_swaps",
+    "DeployResult": "pipeline", "deploy_model": "pipeline", "run_recipe": "pipeline",
+    "Recipe": "recipe", "load_recipe": "recipe",
+    "build_model": "user_model", "load_checkpoint": "user_model", "resolve_factory": "user_model",
+}
+__all__ = sorted(_LAZY)
 
-__all__ = ["DeployReport", "DeployResult", "Recipe", "Swap", "build_model", "deploy_model",
-           "deployable", "load_checkpoint", "load_recipe", "resolve_factory", "run_recipe"]
+
+def __getattr__(name):
+    # Most of deploy/ needs torch; triton_repo (the runtime side) does not, so nothing is loaded
+    # until asked for.
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -204,8 +204,10 @@ def export_block(key: str, path: str | Path, *, model: nn.Module | None = None,
         model = create(key)
     s = spec(key, **kwargs)
     inputs = example_inputs(key, seed=0, config=kwargs, **dims)
+    from attn_deploy.backends.tensorrt.profiles import SHAPES_KEY, shapes_metadata
     meta = {"attn_deploy_block": key,
-            "attn_deploy_config": json.dumps(kwargs, sort_keys=True, default=str)}
+            "attn_deploy_config": json.dumps(kwargs, sort_keys=True, default=str),
+            SHAPES_KEY: shapes_metadata(s)}
     return export_onnx(model, inputs, path, input_names=list(s.inputs),
                        output_names=list(s.outputs),
                        dynamic_axes=None if static else s.dynamic_axes(), opset=opset,

@@ -14,9 +14,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
-import torch
 
-from attn_deploy.backends import ONNX_RUNTIMES, RUNTIMES, TorchRunner, availability, onnx_runner
+from attn_deploy.backends import ONNX_RUNTIMES, RUNTIMES, availability, onnx_runner
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.harness.compare import Comparison, compare
 from attn_deploy.harness.shapes import format_shapes
@@ -137,11 +136,14 @@ def check_runtimes(runtimes: Iterable[str] | None) -> tuple[str, ...]:
 
 def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
                    dims: Sequence[Mapping[str, int]] | None = None, precision: str = "fp32",
-                   workdir: str | Path | None = None, model: torch.nn.Module | None = None,
+                   workdir: str | Path | None = None, model: "torch.nn.Module | None" = None,
                    flavor: str = "default", progress: Progress | None = None,
                    seed: int = 0) -> Validation:
     """Export block ``key`` once to ``workdir`` and validate it on ``runtimes`` at ``dims``
     (default: the spec's dims and its alternate dims)."""
+    import torch
+
+    from attn_deploy.backends.torch_runner import TorchRunner
     from attn_deploy.export import export_block
     from attn_deploy.modules.registry import create, example_inputs, spec
 

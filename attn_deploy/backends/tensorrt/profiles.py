@@ -60,6 +60,37 @@ def symbol_ranges(spec) -> dict[str, tuple[int, int, int]]:
     return ranges
 
 
+SHAPES_KEY = "attn_deploy_shapes"
+
+
+def shapes_metadata(spec) -> str:
+    """What export_block records so that the runtime side (no torch, no registry) knows a
+    block's shapes: input templates, default and alternate shapes, and per symbol
+    (min, opt, max)."""
+    return json.dumps({"inputs": {n: list(t) for n, t in spec.inputs.items()},
+                       "default": {n: list(v) for n, v in spec.shapes(**spec.dims).items()},
+                       "alternate": {n: list(v) for n, v in
+                                     spec.shapes(**spec.alternate_dims()).items()},
+                       "ranges": {k: list(v) for k, v in symbol_ranges(spec).items()}},
+                      sort_keys=True)
+
+
+def recorded_shapes(proto: onnx.ModelProto) -> dict | None:
+    """The ``shapes_metadata`` record of an exported block, or None (not an attn_deploy block
+    export, or one from before the record existed)."""
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if SHAPES_KEY not in meta:
+        return None
+    try:
+        record = json.loads(meta[SHAPES_KEY])
+        for part in ("inputs", "default", "alternate", "ranges"):
+            if not isinstance(record[part], dict):
+                raise ValueError(part)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AttnDeployError(f"unreadable {SHAPES_KEY} metadata ({exc})") from None
+    return record
+
+
 def spec_from_metadata(proto: onnx.ModelProto):
     """The BlockSpec a model was exported from (export_block's metadata), or None."""
     meta = {p.key: p.value for p in proto.metadata_props}
@@ -69,6 +100,20 @@ def spec_from_metadata(proto: onnx.ModelProto):
     from attn_deploy.modules.registry import spec
     config = json.loads(meta.get("attn_deploy_config") or "{}")
     return spec(key, **config)
+
+
+def _templates_and_ranges(proto: onnx.ModelProto, spec):
+    """(input templates, symbol ranges) from ``spec``, else from the file's shape record, else
+    from the block registry (the export side); ({}, {}) for a file that is none of these."""
+    if spec is None:
+        record = recorded_shapes(proto)
+        if record is not None:
+            return ({n: tuple(t) for n, t in record["inputs"].items()},
+                    {k: tuple(v) for k, v in record["ranges"].items()})
+        spec = spec_from_metadata(proto)
+    if spec is None:
+        return {}, {}
+    return dict(spec.inputs), symbol_ranges(spec)
 
 
 def profile_for_model(proto: onnx.ModelProto, *, min_shapes: Mapping[str, Shape] | None = None,
@@ -83,13 +128,11 @@ def profile_for_model(proto: onnx.ModelProto, *, min_shapes: Mapping[str, Shape]
         if unknown:
             raise AttnDeployError(f"--{kind} names {sorted(unknown)}, which are not inputs of "
                                   f"the model; inputs: {list(inputs)}")
-    spec = spec if spec is not None else spec_from_metadata(proto)
-    ranges = symbol_ranges(spec) if spec is not None else {}
-    if spec is not None:  # the spec's symbols are the export's dim names
-        for name, template in spec.inputs.items():
-            if name in inputs and len(template) == len(inputs[name]):
-                inputs[name] = tuple(t if isinstance(t, str) else d
-                                     for t, d in zip(template, inputs[name]))
+    templates, ranges = _templates_and_ranges(proto, spec)
+    for name, template in templates.items():  # the spec's symbols are the export's dim names
+        if name in inputs and len(template) == len(inputs[name]):
+            inputs[name] = tuple(t if isinstance(t, str) else d
+                                 for t, d in zip(template, inputs[name]))
     profile: Profile = {}
     for name, dims in inputs.items():
         shapes = []
