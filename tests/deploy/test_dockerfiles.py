@@ -40,11 +40,19 @@ def test_dockerfile_builds_plugins_installs_and_smoke_tests(name):
     assert "ctest --test-dir build/plugins" in text and "cmake --install build/plugins" in text
     assert re.search(r"^\s*ATTN_DEPLOY_PLUGINS_LIB=/opt/attn_deploy/lib/libattn_deploy_plugins\.so",
                      text, re.M)
-    assert "python3 -m pip install -e ." in text  # editable: the native ops build from plugins/
-    assert re.search(r"^RUN attn-deploy validate ", text, re.M)
-    assert re.search(r'^CMD \["attn-deploy", "validate", "\w+"\]', text, re.M)
     if name == "Dockerfile.jetson":
+        # Runtime only: no torch, smoke test on a model written without the exporter.
         assert "-DCMAKE_CUDA_ARCHITECTURES=87" in text
+        assert 'pip install ".[runtime]"' in text and "torch must not be here" in text
+        assert "torch" not in text.replace("torch must not be here", "").replace(
+            'import torch"', "")
+        assert re.search(r"^RUN python3 docker/smoke_runtime.py ", text, re.M)
+        assert "!docker/smoke_runtime.py" in (DOCKER / f"{name}.dockerignore").read_text()
+    else:
+        # editable with the export side: the native ops build from plugins/
+        assert 'python3 -m pip install -e ".[export]"' in text
+        assert re.search(r"^RUN attn-deploy validate ", text, re.M)
+        assert re.search(r'^CMD \["attn-deploy", "validate", "\w+"\]', text, re.M)
     ignore = [line.strip() for line in (DOCKER / f"{name}.dockerignore").read_text().splitlines()
               if line.strip() and not line.startswith("#")]
     assert ignore[0] == "*" and {"!plugins/", "!attn_deploy/", "!pyproject.toml"} <= set(ignore)
