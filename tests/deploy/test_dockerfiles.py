@@ -44,8 +44,6 @@ def test_dockerfile_builds_plugins_installs_and_smoke_tests(name):
         # Runtime only: no torch, smoke test on a model written without the exporter.
         assert "-DCMAKE_CUDA_ARCHITECTURES=87" in text
         assert 'pip install ".[runtime]"' in text and "torch must not be here" in text
-        assert "torch" not in text.replace("torch must not be here", "").replace(
-            'import torch"', "")
         assert re.search(r"^RUN python3 docker/smoke_runtime.py ", text, re.M)
         assert "!docker/smoke_runtime.py" in (DOCKER / f"{name}.dockerignore").read_text()
     else:
