@@ -168,9 +168,13 @@ class _Skip(Exception):
 # (name, recogniser, converter, why the original does not deploy)
 _RULES: list[tuple[str, Callable[[nn.Module], bool], Callable, str]] = [
     ("criss-cross attention", _is_criss_cross, _swap_criss_cross,
-     "einsum + torch.diag mask: 24 nodes; one fused plugin node instead"),
+     "einsum + torch.diag mask: 24 nodes; one attn_deploy::CrissCrossAttention node instead "
+     "(its plugin under attn-deploy build-engine; trt-check says what TensorRT's own parser "
+     "takes per version)"),
     ("CARAFE", _is_carafe_pack, _swap_carafe_pack,
-     "mmcv's compiled carafe does not export; one plugin node instead"),
+     "mmcv's compiled carafe does not export; one attn_deploy::CARAFE node instead (its plugin "
+     "under attn-deploy build-engine; trt-check says what TensorRT's own parser takes per "
+     "version)"),
     ("adaptive pooling", _is_adaptive_pool, _swap_adaptive_pool,
      "exported with a kernel fixed to the example size, wrong at other sizes"),
 ]

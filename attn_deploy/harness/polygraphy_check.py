@@ -16,6 +16,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from attn_deploy.errors import AttnDeployError
+
 # Element-wise tolerances for Polygraphy: per-element rounding differences are larger than
 # the L2-averaged ones that attn_deploy's 1e-5 rule bounds.
 POLYGRAPHY_TOLERANCES = {"fp32": (1e-4, 1e-5), "fp16": (1e-2, 1e-3)}  # (rtol, atol)
@@ -60,6 +62,15 @@ def polygraphy_compare(model_path: str | Path, feeds: Sequence[Mapping[str, np.n
     if plugin_library and _tensorrt_present():
         from polygraphy.backend.trt import (CreateConfig, EngineFromNetwork, LoadPlugins,
                                             NetworkFromOnnxPath, TrtRunner)
+
+        from attn_deploy.backends.tensorrt.plugin_library import (STATIC_LIBRARY_NAME,
+                                                                  static_companion)
+        # Polygraphy only dlopens plugin libraries: it needs the companion that registers.
+        companion = static_companion(Path(plugin_library))
+        if companion is None:
+            raise AttnDeployError(f"{STATIC_LIBRARY_NAME} is not beside {plugin_library}; "
+                                  "Polygraphy needs it to load the plugins")
+        plugin_library = str(companion)
         network = LoadPlugins(plugins=[plugin_library], obj=NetworkFromOnnxPath(str(model_path)))
         config = CreateConfig(fp16=precision == "fp16")
         runners.append(TrtRunner(EngineFromNetwork(network, config=config)))
