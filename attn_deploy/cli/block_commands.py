@@ -57,51 +57,91 @@ def cmd_export(args) -> int:
 
 
 def _print_validation(v) -> None:
-    print(f"{'runtime':<16} {'shapes':<44} {'status':<12} {'rel L2':>9} {'max abs':>9}")
-    for r in v.results:
-        c = r.comparison
-        rel = f"{c.rel_l2:.2e}" if c else "-"
-        mx = f"{c.max_abs:.2e}" if c else "-"
-        print(f"{r.runtime:<16} {r.shapes[:44]:<44} {r.status:<12} {rel:>9} {mx:>9}")
-        if r.status in ("fail", "error", "unavailable") and r.message:
-            print(f"    {r.message.splitlines()[0][:200]}")
+    from attn_deploy.harness.table import format_validation
+    print(format_validation(v))
 
 
 def cmd_validate(args) -> int:
+    from attn_deploy.cli.result_options import (check_result_paths, finish, verdict,
+                                                with_required)
+    from attn_deploy.harness.golden import load_outputs, save_outputs, validate_golden
     from attn_deploy.harness.shapes import parse_shapes
     from attn_deploy.harness.validate import validate_file
 
+    check_result_paths(args)
+    if args.save_outputs and args.load_outputs:
+        raise AttnDeployError("--save-outputs and --load-outputs exclude each other")
+    if args.load_outputs and args.shapes:
+        raise AttnDeployError("--shapes: the golden outputs of --load-outputs fix the inputs "
+                              "and shapes; leave --shapes out")
+    golden = load_outputs(args.load_outputs) if args.load_outputs else None
+    if golden is not None:
+        m, versions = golden.meta, golden.meta.get("versions", {})
+        print(f"golden outputs of {m.get('name')} ({m.get('reference')}, saved "
+              f"{m.get('created')}; " + ", ".join(f"{k} {v}" for k, v in versions.items() if v)
+              + ")")
+    runtimes = with_required(args.runtimes, args.require)
     shapes = [parse_shapes(s) for s in args.shapes or []]
     target = args.target
     if Path(target).suffix == ".onnx" or Path(target).exists():
         # An ONNX file needs no PyTorch (the runtime-only install); a block key does.
-        if not shapes:
-            shapes = _block_shapes_from_metadata(target)
-        v = validate_file(target, shapes=shapes, runtimes=args.runtimes, progress=progress)
+        if golden is not None:
+            v = validate_golden(target, golden, runtimes=runtimes, progress=progress)
+        else:
+            v = validate_file(target, shapes=shapes or _block_shapes_from_metadata(target),
+                              runtimes=runtimes, progress=progress)
+        reference = "ort-cpu"
+    else:
+        v = _validate_block_target(target, args, shapes, golden, runtimes)
+        reference = "torch-cpu"
+    if v.export_ok:
         _print_validation(v)
-        ran = [r for r in v.results if r.status != "unavailable"]
-        print("PASS" if v.passed else ("FAIL" if ran else "FAIL: no runtime ran"))
-        return 0 if v.passed else 1
+    else:
+        print(f"export failed: {v.export_error}", file=sys.stderr)
+    if args.save_outputs and v.cases:
+        save_outputs(args.save_outputs, v.cases, name=v.name, reference=reference)
+        print(f"saved inputs and {reference} outputs at {len(v.cases)} shape(s) to "
+              f"{args.save_outputs}")
+    code = finish([v], args, "validate")
+    print(verdict(code, [v]))
+    return code
+
+
+def _validate_block_target(target: str, args, shapes, golden, runtimes):
     from attn_deploy.harness.shapes import dims_from_shapes
     from attn_deploy.harness.validate import validate_block
     from attn_deploy.modules.registry import list_modules, spec
 
-    if target in list_modules():
-        s = spec(target)
-        dims = [dims_from_shapes(s, shp) for shp in shapes] or None
-        with tempfile.TemporaryDirectory(prefix="attn_deploy_validate_") as tmp:
-            v = validate_block(target, runtimes=args.runtimes, dims=dims, flavor=args.flavor,
-                               workdir=args.workdir or tmp, progress=progress)
-        if not v.export_ok:
-            print(f"export failed: {v.export_error}", file=sys.stderr)
-            return 1
-    else:
+    if target not in list_modules():
         raise AttnDeployError(f"{target!r} is neither a block key nor an ONNX file; "
                               f"block keys: {', '.join(list_modules())}")
-    _print_validation(v)
-    ran = [r for r in v.results if r.status != "unavailable"]
-    print("PASS" if v.passed else ("FAIL" if ran else "FAIL: no runtime ran"))
-    return 0 if v.passed else 1
+    dims = [dims_from_shapes(spec(target), shp) for shp in shapes] or None
+    with tempfile.TemporaryDirectory(prefix="attn_deploy_validate_") as tmp:
+        workdir = Path(args.workdir or tmp)
+        if golden is not None:
+            return _validate_block_golden(target, workdir, args.flavor, golden, runtimes)
+        return validate_block(target, runtimes=runtimes, dims=dims, flavor=args.flavor,
+                              workdir=workdir, progress=progress)
+
+
+def _validate_block_golden(key: str, workdir: Path, flavor: str, golden, runtimes):
+    """Export block ``key`` with the weights validate_block gives it (seed 0), so that golden
+    outputs saved by ``validate KEY`` match an unchanged block, and compare with them."""
+    import torch
+
+    from attn_deploy.export import export_block
+    from attn_deploy.harness.golden import check_inputs, validate_golden
+    from attn_deploy.harness.validate import Validation
+    from attn_deploy.modules.registry import create, spec
+
+    check_inputs(golden, spec(key).inputs, key)  # before the export: it takes seconds
+    torch.manual_seed(0)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        path = export_block(key, workdir / f"{key}.onnx", model=create(key), flavor=flavor)
+    except AttnDeployError as exc:  # as in validate_block: a failed export is a failure
+        return Validation(key, export_error=str(exc))
+    return validate_golden(path, golden, runtimes=runtimes, progress=progress)
 
 
 def _block_shapes_from_metadata(path: str) -> list[dict]:
@@ -136,6 +176,7 @@ def _block_shapes_from_metadata(path: str) -> list[dict]:
 
 def add_commands(sub) -> None:
     from attn_deploy.backends import RUNTIMES
+    from attn_deploy.cli.result_options import add_result_options
     from attn_deploy.export.flavors import FLAVORS
 
     p = sub.add_parser("list", help="list the registered blocks")
@@ -187,6 +228,7 @@ def add_commands(sub) -> None:
     g.add_argument("--runtimes", nargs="+", choices=RUNTIMES, metavar="RUNTIME",
                    help="runtimes to validate on (default: all present)")
     g.add_argument("--no-validate", action="store_true", help="export only")
+    add_result_options(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("validate", help="export (for a block) and compare every runtime "
@@ -199,4 +241,5 @@ def add_commands(sub) -> None:
                         "(default: the spec's dims and alternate dims)")
     p.add_argument("--flavor", choices=FLAVORS, default="default")
     p.add_argument("--workdir", default=None, help="where to write the exported file")
+    add_result_options(p, golden=True)
     p.set_defaults(func=cmd_validate)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from attn_deploy.cli.result_options import check_result_paths, finish, verdict, with_required
 from attn_deploy.deploy.input_args import (alternate_dims, check_dims, inputs_from_args,
                                            parse_symbol_ints)
 from attn_deploy.errors import AttnDeployError
@@ -25,7 +26,8 @@ def _refuse(args, names, why: str) -> None:
 
 def check_block_args(args) -> None:
     """``export KEY``: refuse the options that only mean something with --model/--recipe."""
-    _refuse(args, _MODEL_ONLY + ("keep_layers", "runtimes", "no_validate"),
+    _refuse(args, _MODEL_ONLY + ("keep_layers", "runtimes", "no_validate", "json",
+                                 "junit_xml", "require"),
             "only with --model or --recipe (export KEY exports the block; validate it with "
             "`attn-deploy validate`)")
 
@@ -72,7 +74,11 @@ def export_user_model(args, progress: Callable[[str], None],
         raise AttnDeployError(f"export: give a block KEY ({args.key!r}) or --model/--recipe, "
                               "not both")
     _refuse(args, _BLOCK_ONLY, "only for a registered block KEY")
-    runtimes = args.runtimes
+    if args.no_validate:
+        _refuse(args, ("json", "junit_xml", "require"), "results of a validation; leave out "
+                "--no-validate")
+    check_result_paths(args)
+    runtimes = with_required(args.runtimes, args.require)
     if args.recipe:
         if args.model:
             raise AttnDeployError("export: --model and --recipe exclude each other (the "
@@ -124,7 +130,10 @@ def export_user_model(args, progress: Callable[[str], None],
     e = result.engine
     print(f"engine: {e.status}" + (f" {e.path}" if e.path else "")
           + (f" ({e.message.splitlines()[0][:200]})" if e.message else ""))
-    if result.validation is not None:
-        ran = [r for r in result.validation.results if r.status != "unavailable"]
-        print("PASS" if result.passed else ("FAIL" if ran else "FAIL: no runtime ran"))
-    return 0 if result.passed else 1
+    if result.validation is None:
+        return 0 if result.passed else 1
+    code = finish([result.validation], args, "export")
+    if e.status == "error":  # an engine that did not build fails like a parity failure
+        code = 1
+    print(verdict(code, [result.validation]))
+    return code

@@ -8,6 +8,8 @@ import tempfile
 import time
 
 from attn_deploy.cli.block_commands import progress
+from attn_deploy.cli.result_options import (add_result_options, check_result_paths, finish,
+                                            with_required)
 from attn_deploy.errors import AttnDeployError
 
 
@@ -48,14 +50,17 @@ def cmd_report(args) -> int:
     if unknown:
         raise AttnDeployError(f"unknown block key(s) {unknown}; valid keys: "
                               f"{', '.join(list_modules())}")
+    check_result_paths(args)
+    runtimes = with_required(args.runtimes, args.require)
     workdir = args.workdir or tempfile.mkdtemp(prefix="attn_deploy_report_")
-    rows, benches, start = [], [], time.perf_counter()
+    rows, benches, validations, start = [], [], [], time.perf_counter()
     for i, key in enumerate(keys, 1):
         print(f"[{i}/{len(keys)}] {key}", file=sys.stderr, flush=True)
         torch.manual_seed(0)
         model = create(key)
-        v = validate_block(key, runtimes=args.runtimes, workdir=workdir, model=model,
+        v = validate_block(key, runtimes=runtimes, workdir=workdir, model=model,
                            progress=progress)
+        validations.append(v)
         lat = {}
         if v.export_ok and not args.no_latency:
             benches.append(_bench(key, model, v.onnx_path, args.runtimes))
@@ -76,7 +81,9 @@ def cmd_report(args) -> int:
     passed = sum(r["passed"] for r in rows)
     print(f"{passed}/{len(rows)} blocks pass; wrote {md} and {js} "
           f"in {time.perf_counter() - start:.0f} s")
-    return 0 if (passed == len(rows) or not args.strict) else 1
+    code = finish(validations, args, "report")
+    # without --strict a failing block is reported, not fatal (what `make demo` wants)
+    return 0 if code == 1 and not args.strict else code
 
 
 def add_commands(sub) -> None:
@@ -91,4 +98,5 @@ def add_commands(sub) -> None:
     p.add_argument("--strict", action="store_true", help="exit 1 when any block fails")
     p.add_argument("--readme", help="also put the table into this README, between its "
                                     "compat-table markers")
+    add_result_options(p)
     p.set_defaults(func=cmd_report)

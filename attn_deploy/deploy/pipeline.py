@@ -105,7 +105,8 @@ def export_model(model: nn.Module, path: str | Path, inputs: Sequence[InputSpec]
 def validate_model(model: nn.Module, path: str | Path, inputs: Sequence[InputSpec],
                    output_names: Sequence[str], shapes: Sequence[Mapping[str, int]], *,
                    runtimes: Iterable[str] | None = None, precision: str = "fp32",
-                   rtol: float | None = None, progress=None, seed: int = 0):
+                   rtol: float | None = None, progress=None, seed: int = 0,
+                   atol: float | None = None):
     """Run the ONNX file on every runtime in ``runtimes`` at each dims in ``shapes`` and compare
     with ``model`` in PyTorch eager fp32. Returns a :class:`attn_deploy.harness.Validation`."""
     from attn_deploy.backends import TorchRunner
@@ -133,7 +134,7 @@ def validate_model(model: nn.Module, path: str | Path, inputs: Sequence[InputSpe
     if progress:
         progress(f"{path.name}: PyTorch reference at {len(cases)} shape(s) "
                  f"({time.perf_counter() - start:.1f} s)")
-    run_runtimes(v, path, runtimes, cases, precision, rtol, progress)
+    run_runtimes(v, path, runtimes, cases, precision, rtol, progress, atol=atol)
     return v
 
 

@@ -3,7 +3,9 @@ comparator): per output the max absolute error, the relative L2 error and the wo
 judged against a tolerance per precision. Results are truthy when they pass.
 
 The pass rule is the relative L2 error ``||out - ref|| / ||ref|| <= rtol``, which does not
-blow up on the near-zero elements that make element-wise relative errors meaningless. A NaN
+blow up on the near-zero elements that make element-wise relative errors meaningless. An
+optional ``atol`` also passes an output whose max absolute error is within it (for outputs that
+are almost zero, where any relative measure is noise). A NaN
 or Inf where the reference is finite always fails, as does any shape mismatch. Integer and
 boolean outputs must match exactly.
 """
@@ -35,6 +37,7 @@ class OutputComparison:
     worst_reference: float = float("nan")
     tolerance: float = float("nan")
     reason: str = ""
+    atol: float | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -43,7 +46,8 @@ class OutputComparison:
         verdict = "PASS" if self.passed else "FAIL"
         if self.reason:
             return f"{self.name}: {verdict} ({self.reason})"
-        return (f"{self.name}: {verdict} rel_l2={self.rel_l2:.2e} (tol {self.tolerance:.0e}) "
+        tol = f"tol {self.tolerance:.0e}" + (f", atol {self.atol:.0e}" if self.atol else "")
+        return (f"{self.name}: {verdict} rel_l2={self.rel_l2:.2e} ({tol}) "
                 f"max_abs={self.max_abs:.2e} worst at {self.worst_index}: "
                 f"{self.worst_value:.6g} vs {self.worst_reference:.6g}")
 
@@ -82,7 +86,8 @@ def tolerance(precision: str, rtol: float | None = None) -> float:
                               f"got {precision!r}") from None
 
 
-def compare_arrays(name: str, out: np.ndarray, ref: np.ndarray, tol: float) -> OutputComparison:
+def compare_arrays(name: str, out: np.ndarray, ref: np.ndarray, tol: float,
+                   atol: float | None = None) -> OutputComparison:
     out, ref = np.asarray(out), np.asarray(ref)
     if out.shape != ref.shape:
         return OutputComparison(name, False, tolerance=tol,
@@ -116,12 +121,14 @@ def compare_arrays(name: str, out: np.ndarray, ref: np.ndarray, tol: float) -> O
         rel = 0.0 if err_norm < _ZERO_NORM else float("inf")
     else:
         rel = err_norm / ref_norm
-    return OutputComparison(name, rel <= tol, rel, max_abs, idx, float(o64[idx]),
-                            float(r64[idx]), tol)
+    passed = rel <= tol or (atol is not None and max_abs <= atol)
+    return OutputComparison(name, passed, rel, max_abs, idx, float(o64[idx]),
+                            float(r64[idx]), tol, atol=atol)
 
 
 def compare(outputs: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray],
-            precision: str = "fp32", rtol: float | None = None) -> Comparison:
+            precision: str = "fp32", rtol: float | None = None,
+            atol: float | None = None) -> Comparison:
     """Compare every reference output with the runner's output of the same name."""
     tol = tolerance(precision, rtol)
     result = Comparison()
@@ -130,5 +137,5 @@ def compare(outputs: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarra
             result.outputs.append(OutputComparison(name, False, tolerance=tol,
                                                    reason=f"missing; got {list(outputs)}"))
             continue
-        result.outputs.append(compare_arrays(name, outputs[name], ref, tol))
+        result.outputs.append(compare_arrays(name, outputs[name], ref, tol, atol))
     return result

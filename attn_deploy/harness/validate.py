@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import onnx
 
-from attn_deploy.backends import ONNX_RUNTIMES, RUNTIMES, availability, onnx_runner
+from attn_deploy.backends import ONNX_RUNTIMES, RUNTIMES, Runner, availability, onnx_runner
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.harness.compare import Comparison, compare
 from attn_deploy.harness.shapes import format_shapes
@@ -52,6 +52,8 @@ class Validation:
     node_count: int = 0
     custom_nodes: list[str] = field(default_factory=list)
     results: list[RunResult] = field(default_factory=list)
+    # (shapes label, inputs, reference outputs) per shape, for golden outputs and reports
+    cases: list[tuple[str, dict, dict]] = field(default_factory=list, repr=False)
 
     def for_runtime(self, runtime: str) -> list[RunResult]:
         return [r for r in self.results if r.runtime == runtime]
@@ -87,7 +89,9 @@ def graph_summary(path: str | Path) -> tuple[int, list[str]]:
 
 def run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
                   cases: Sequence[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]],
-                  precision: str, rtol: float | None, progress: Progress | None) -> None:
+                  precision: str, rtol: float | None, progress: Progress | None,
+                  atol: float | None = None) -> None:
+    v.cases = list(cases)
     for runtime in runtimes:
         ok, why = availability(runtime)
         if not ok:
@@ -112,7 +116,9 @@ def run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
                                                message=f"{type(exc).__name__}: {str(exc)[:500]}"))
                     continue
                 # the caller's rtol is for runs at ``precision``; fp32 runs keep the fp32 rule
-                cmp = compare(out, ref, rt_precision, rtol if rt_precision == precision else None)
+                same = rt_precision == precision
+                cmp = compare(out, ref, rt_precision, rtol if same else None,
+                              atol if same else None)
                 v.results.append(RunResult(runtime, label, "pass" if cmp else "fail", cmp,
                                            "" if cmp else str(cmp),
                                            time.perf_counter() - start))
@@ -187,15 +193,19 @@ def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
 def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, ...]]],
                   runtimes: Iterable[str] | None = None, precision: str = "fp32",
                   reference_runtime: str = "ort-cpu", progress: Progress | None = None,
-                  seed: int = 0) -> Validation:
+                  seed: int = 0, reference: Runner | None = None, rtol: float | None = None,
+                  atol: float | None = None) -> Validation:
     """Validate an ONNX file: the reference is ``reference_runtime`` (ONNX Runtime CPU, fp32)
-    since no PyTorch model comes with a file; every other runtime is compared against it."""
+    since no PyTorch model comes with a file; every other runtime is compared against it.
+    ``reference``: a runner to use instead (e.g. a TorchRunner of the model the file came
+    from); then every runtime in ``runtimes`` is compared with it."""
     from attn_deploy.backends.base import metadata_from_proto
 
     path = Path(path)
     if not path.is_file():
         raise AttnDeployError(f"ONNX file {str(path)!r} does not exist")
-    runtimes = [r for r in check_runtimes(runtimes) if r != reference_runtime]
+    runtimes = [r for r in check_runtimes(runtimes)
+                if reference is not None or r != reference_runtime]
     if not runtimes:
         raise AttnDeployError(f"{reference_runtime} is the reference for an ONNX file; name "
                               f"another runtime to compare with it")
@@ -206,7 +216,7 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
         raise AttnDeployError(f"{path.name}: give --shapes for its inputs {list(metas)}")
     rng = np.random.default_rng(seed)
     cases = []
-    with onnx_runner(reference_runtime, path) as ref_runner:
+    with reference or onnx_runner(reference_runtime, path) as ref_runner:
         for shp in shapes:
             unknown = set(shp) - set(metas)
             if unknown:
@@ -225,10 +235,10 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
                 raise
             except Exception as exc:  # the model itself cannot run these shapes
                 raise AttnDeployError(
-                    f"{path.name}: the reference ({reference_runtime}) cannot run shapes "
+                    f"{path.name}: the reference ({ref_runner.name}) cannot run shapes "
                     f"{label}: {type(exc).__name__}: {str(exc)[:300]}") from exc
             cases.append((label, feed, ref))
-    run_runtimes(v, path, runtimes, cases, precision, None, progress)
+    run_runtimes(v, path, runtimes, cases, precision, rtol, progress, atol=atol)
     return v
 
 

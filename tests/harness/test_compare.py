@@ -73,3 +73,14 @@ def test_zero_reference_uses_absolute_error():
     z = np.zeros(5, np.float32)
     assert compare({"y": z}, {"y": z})
     assert not compare({"y": z + 1e-3}, {"y": z})
+
+
+def test_atol_passes_outputs_near_zero_but_never_non_finite():
+    ref = np.full(100, 1e-9, np.float32)
+    out = ref + np.float32(3e-7)  # a relative error of 300, an absolute one of 3e-7
+    assert not compare({"y": out}, {"y": ref})
+    c = compare({"y": out}, {"y": ref}, atol=1e-6)
+    assert c and c.outputs[0].atol == 1e-6 and "atol 1e-06" in str(c)
+    assert not compare({"y": out}, {"y": ref}, atol=1e-7)
+    out[3] = np.nan
+    assert not compare({"y": out}, {"y": ref}, atol=1e3)
