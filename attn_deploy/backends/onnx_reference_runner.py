@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 
 from attn_deploy.backends.base import Runner, TensorMeta, metadata_from_proto
+from attn_deploy.errors import AttnDeployError
 
 
 class OnnxReferenceRunner(Runner):
@@ -30,7 +31,12 @@ class OnnxReferenceRunner(Runner):
         proto = onnx.load(str(self.path))
         self._metas = metadata_from_proto(proto)
         self._outputs = [o.name for o in proto.graph.output]
-        self.evaluator = ReferenceEvaluator(proto, new_ops=REFERENCE_OPS)
+        try:
+            self.evaluator = ReferenceEvaluator(proto, new_ops=REFERENCE_OPS)
+        except Exception as exc:  # an op or attribute the reference implementation lacks
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise AttnDeployError(f"{self.path}: the ONNX reference evaluator cannot load it: "
+                                  f"{first[:300]}") from None
 
     def _deactivate(self) -> None:
         self.evaluator = None

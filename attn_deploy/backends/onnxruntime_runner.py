@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from attn_deploy.backends.base import Runner, TensorMeta
+from attn_deploy.errors import AttnDeployError
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -54,7 +55,12 @@ class OnnxRuntimeRunner(Runner):
         providers = [(PROVIDERS[self.provider], self.provider_options)]
         if self.provider != "cpu":
             providers.append(("CPUExecutionProvider", {}))
-        self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        except Exception as exc:  # ORT's own Fail / InvalidGraph / NotImplemented errors
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise AttnDeployError(f"{self.path}: ONNX Runtime cannot load it: "
+                                  f"{first[:300]}") from None
 
     def _deactivate(self) -> None:
         self.session = None

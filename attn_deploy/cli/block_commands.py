@@ -151,8 +151,9 @@ def _block_shapes_from_metadata(path: str) -> list[dict]:
     import onnx
 
     from attn_deploy.backends.tensorrt.profiles import recorded_shapes
+    from attn_deploy.onnx_file import read_onnx_file
 
-    proto = onnx.load(path, load_external_data=False)
+    proto = read_onnx_file(path, load_weights=False)
     try:
         record = recorded_shapes(proto)
     except AttnDeployError as exc:

@@ -180,9 +180,10 @@ def write_triton_repo(onnx_path: str | Path, repo: str | Path, *, name: str | No
                       overwrite: bool = False) -> Path:
     """Write ``repo/<name>/`` (config.pbtxt and ``<version>/model.onnx`` or ``model.plan``) and
     return its path. ``name`` defaults to the file's stem."""
+    from attn_deploy.onnx_file import read_onnx_file
+
     onnx_path, repo = Path(onnx_path), Path(repo)
-    if not onnx_path.is_file():
-        raise AttnDeployError(f"ONNX file {str(onnx_path)!r} does not exist")
+    read_onnx_file(onnx_path, load_weights=False)  # a clear error before anything is written
     if plan is not None and not Path(plan).is_file():
         raise AttnDeployError(f"TensorRT plan {str(plan)!r} does not exist")
     if not repo.is_dir():
@@ -207,10 +208,12 @@ def write_triton_repo(onnx_path: str | Path, repo: str | Path, *, name: str | No
             "functions (the tensorrt export flavor): ONNX Runtime cannot run it. Export with "
             "--flavor default, or serve a TensorRT plan (--plan)")
     if platform == "tensorrt" and ops:
-        lib = plugin_library or "/opt/attn_deploy/lib/libattn_deploy_plugins.so"
+        # Triton only dlopens plugin libraries: the companion that registers when loaded.
+        lib = plugin_library or "/opt/attn_deploy/lib/libattn_deploy_plugins_static.so"
         header += ["", "This plan uses the attn_deploy TensorRT plugins "
                        f"({', '.join(sorted(ops))}).",
-                   "Load libattn_deploy_plugins.so into the server, one of:",
+                   "Load libattn_deploy_plugins_static.so (it registers the plugins of",
+                   "libattn_deploy_plugins.so beside it when loaded) into the server, one of:",
                    f"  LD_PRELOAD={lib} tritonserver --model-repository=<repo>",
                    "  tritonserver --model-repository=<repo> "
                    f'--backend-config=tensorrt,plugins="{lib}"',

@@ -200,10 +200,12 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
     ``reference``: a runner to use instead (e.g. a TorchRunner of the model the file came
     from); then every runtime in ``runtimes`` is compared with it."""
     from attn_deploy.backends.base import metadata_from_proto
+    from attn_deploy.onnx_file import check_feed_size, check_runtime_can_run, read_onnx_file
 
     path = Path(path)
-    if not path.is_file():
-        raise AttnDeployError(f"ONNX file {str(path)!r} does not exist")
+    proto = read_onnx_file(path, load_weights=False)
+    if reference is None:
+        check_runtime_can_run(proto, path, reference_runtime)
     runtimes = [r for r in check_runtimes(runtimes)
                 if reference is not None or r != reference_runtime]
     if not runtimes:
@@ -211,7 +213,7 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
                               f"another runtime to compare with it")
     v = Validation(path.name, str(path), export_ok=True)
     v.node_count, v.custom_nodes = graph_summary(path)
-    metas = metadata_from_proto(onnx.load(str(path), load_external_data=False))
+    metas = metadata_from_proto(proto)
     if not shapes:
         raise AttnDeployError(f"{path.name}: give --shapes for its inputs {list(metas)}")
     rng = np.random.default_rng(seed)
@@ -223,6 +225,8 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
                 raise AttnDeployError(f"{path.name}: no input(s) {sorted(unknown)}; inputs are "
                                       f"{list(metas)}")
             feed = {}
+            check_feed_size(path, {n: shp[n] for n in metas if n in shp},
+                            {n: m.dtype for n, m in metas.items()})
             for name, meta in metas.items():
                 if name not in shp:
                     raise AttnDeployError(f"{path.name}: no shape given for input {name!r}; "

@@ -123,17 +123,14 @@ def check_model(model: str | Path | onnx.ModelProto, versions: list[str] | None 
     """Check ``model`` (a path or a ModelProto) against TensorRT ``versions`` (default: the
     table's), as TensorRT's parser reads the file with (``plugins_loaded``) or without the
     plugin library loaded."""
+    from attn_deploy.onnx_file import check_model_proto, read_onnx_file
+
     path = str(model) if not isinstance(model, onnx.ModelProto) else "<model>"
     if isinstance(model, onnx.ModelProto):
         proto = model
+        check_model_proto(proto, path)
     else:
-        if not Path(model).is_file():
-            raise AttnDeployError(f"trt-check: {str(model)!r} is not a file")
-        try:
-            proto = onnx.load(str(model))
-        except Exception as exc:
-            raise AttnDeployError(f"trt-check: cannot read ONNX model {str(model)!r}: {exc}") \
-                from exc
+        proto = read_onnx_file(model)  # never a verdict on a file that is not a usable model
     versions = list(versions or table_versions())
     tables = {v: table_for(v) for v in versions}
     inferred = infer_types(proto)
@@ -170,6 +167,12 @@ def _check_version(proto: onnx.ModelProto, version: str, table: str,
     if opset is not None and not entry["opset_min"] <= opset <= entry["opset_max"]:
         model_reasons.append(f"opset {opset} outside TensorRT {version}'s range "
                              f"{entry['opset_min']}-{entry['opset_max']}")
+    for value in proto.graph.input:
+        if value.name in {i.name for i in proto.graph.initializer}:
+            continue
+        if not value.type.tensor_type.HasField("shape"):
+            model_reasons.append(f"input {value.name!r} has no shape: TensorRT's parser needs "
+                                 "each input's rank")
     facts = graph_facts(proto.graph, GraphFacts())
     for value in list(proto.graph.input) + list(proto.graph.output):
         t = doc_type(value.type.tensor_type.elem_type or None)

@@ -100,7 +100,7 @@ def test_refusals(conv_onnx, tmp_path):
         write_triton_repo(conv_onnx, tmp_path / "nope")
     with pytest.raises(AttnDeployError, match="model name"):
         write_triton_repo(conv_onnx, tmp_path, name="../evil")
-    with pytest.raises(AttnDeployError, match="does not exist"):
+    with pytest.raises(AttnDeployError, match="missing.onnx: no such file"):
         write_triton_repo(tmp_path / "missing.onnx", tmp_path)
 
 

@@ -106,13 +106,13 @@ def build_engine(onnx_path: str | Path, *, precision: str = "fp32",
     """Build (or fetch from the cache) an engine for ``onnx_path``; see the module docstring."""
     if precision not in PRECISIONS:
         raise AttnDeployError(f"precision: expected one of {list(PRECISIONS)}, got {precision!r}")
+    from attn_deploy.onnx_file import read_onnx_file
+
     onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise AttnDeployError(f"build-engine: {str(onnx_path)!r} is not a file")
+    proto = read_onnx_file(onnx_path)
     trt = import_tensorrt()
     start = time.perf_counter()
     notes: list[str] = []
-    proto = onnx.load(str(onnx_path))
     fp16_flag = hasattr(trt.BuilderFlag, "FP16")
     if is_fp16_model(proto) and precision == "fp32":
         raise AttnDeployError(f"{onnx_path.name} has float16 inputs: build it with precision "

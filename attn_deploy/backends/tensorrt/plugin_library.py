@@ -3,7 +3,7 @@
 ``libattn_deploy_plugins.so`` is built by CMake from ``plugins/`` (see plugins/README.md). It is
 looked for, in order: ``$ATTN_DEPLOY_PLUGINS_LIB``; ``attn_deploy/backends/tensorrt/lib/``
 (where a wheel or docker image puts it); the source tree's ``build/plugins/lib/``; the system
-library path. A symlink (``libattn_deploy_plugins.so -> .so.1 -> .so.1.0.0``) is resolved to the
+library path. A symlink (to a library file kept elsewhere) is resolved to the
 real file, whose hash goes into the engine and timing cache keys.
 
 The library is loaded through TensorRT's own loader (``IPluginRegistry.load_library``, which
