@@ -115,20 +115,17 @@ def validate_golden(path: str | Path, golden: GoldenOutputs | str | Path, *,
                     progress=None):
     """Run ONNX file ``path`` on ``runtimes`` with the golden inputs and compare every output
     with the golden outputs. Returns a :class:`~attn_deploy.harness.validate.Validation`."""
-    import onnx
-
     from attn_deploy.backends.base import metadata_from_proto
     from attn_deploy.harness.validate import (Validation, check_runtimes, graph_summary,
                                               run_runtimes)
+    from attn_deploy.onnx_file import read_onnx_file
 
     if not isinstance(golden, GoldenOutputs):
         golden = load_outputs(golden)
     path = Path(path)
-    if not path.is_file():
-        raise AttnDeployError(f"ONNX file {str(path)!r} does not exist")
+    proto = read_onnx_file(path, load_weights=False)  # a clear error for a broken file
     runtimes = check_runtimes(runtimes)
-    check_inputs(golden, metadata_from_proto(onnx.load(str(path), load_external_data=False)),
-                 path.name)
+    check_inputs(golden, metadata_from_proto(proto), path.name)
     v = Validation(path.name, str(path), export_ok=True)
     v.node_count, v.custom_nodes = graph_summary(path)
     run_runtimes(v, path, runtimes, golden.cases, precision, rtol, progress, atol=atol)

@@ -209,7 +209,6 @@ def assert_file_parity(path: str | Path, reference, *, shapes: Shapes | None = N
     inputs. Returns the :class:`~attn_deploy.harness.Validation`.
     """
     import numpy as np
-    import onnx
     import torch
 
     from attn_deploy.backends import TorchRunner
@@ -218,6 +217,7 @@ def assert_file_parity(path: str | Path, reference, *, shapes: Shapes | None = N
     from attn_deploy.harness.golden import GoldenOutputs, validate_golden
     from attn_deploy.harness.shapes import parse_shapes
     from attn_deploy.harness.validate import validate_file
+    from attn_deploy.onnx_file import read_onnx_file
 
     runtimes, require, named = _select(runtimes, require)
     path = Path(path)
@@ -236,9 +236,7 @@ def assert_file_parity(path: str | Path, reference, *, shapes: Shapes | None = N
         raise AttnDeployError(f"{path.name}: give shapes=[...] for its inputs to run the "
                               "reference at")
     absent = _precheck(runtimes, require, named)
-    if not path.is_file():
-        raise AttnDeployError(f"ONNX file {str(path)!r} does not exist")
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = read_onnx_file(path, load_weights=False)
     metas = metadata_from_proto(proto)
     dtypes = {n: torch.from_numpy(np.zeros((), m.dtype)).dtype for n, m in metas.items()}
     module = reference if isinstance(reference, torch.nn.Module) else \

@@ -155,3 +155,6 @@ def test_bad_golden_files_are_clear_errors(files, tmp_path):
                      name="other", reference="ort-cpu")
     with pytest.raises(AttnDeployError, match=r"inputs \['x', 'y'\] differ"):
         validate_golden(path, g)
+    (tmp_path / "broken.onnx").write_bytes(path.read_bytes()[:100])  # a truncated file
+    with pytest.raises(AttnDeployError, match="broken.onnx"):
+        validate_golden(tmp_path / "broken.onnx", g)
