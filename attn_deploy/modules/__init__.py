@@ -9,7 +9,7 @@ import importlib
 import pkgutil
 
 _LOADED = False
-_NOT_BLOCKS = {"registry", "layers", "adaptive_pool"}
+_NOT_BLOCKS = {"registry", "layers", "adaptive_pool", "arg_checks"}
 
 
 def load_all() -> None:

@@ -24,7 +24,10 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.multi_head_attention import MultiHeadAttention, check_sequence
+from attn_deploy.modules.arg_checks import (choice_arg, divisor_arg, int_arg, int_tuple_arg,
+                                            rate_arg, str_tuple_arg)
+from attn_deploy.modules.layers import check_sequence
+from attn_deploy.modules.multi_head_attention import MultiHeadAttention
 from attn_deploy.modules.registry import register
 
 FUSIONS = ("sum", "concat")
@@ -53,20 +56,19 @@ class ActorTransformer(nn.Module):
                  num_layers: int = 1, num_heads: int = 2, ffn_dim: int = 64,
                  dropout: float = 0.0):
         super().__init__()
-        in_dims, modalities = tuple(in_dims), tuple(modalities)
-        if len(in_dims) != len(modalities) or not in_dims:
+        in_dims = int_tuple_arg("in_dims", in_dims)
+        modalities = str_tuple_arg("modalities", modalities)
+        if len(in_dims) != len(modalities):
             raise AttnDeployError(f"in_dims: expected one size per modality {modalities}, "
                                   f"got {in_dims}")
-        if fusion not in FUSIONS:
-            raise AttnDeployError(f"fusion: expected one of {list(FUSIONS)}, got {fusion!r}")
-        if num_layers < 1:
-            raise AttnDeployError(f"num_layers: expected >= 1, got {num_layers}")
+        fusion = choice_arg("fusion", fusion, FUSIONS)
+        embed_dim, num_layers = int_arg("embed_dim", embed_dim), int_arg("num_layers", num_layers)
+        num_heads, ffn_dim = int_arg("num_heads", num_heads), int_arg("ffn_dim", ffn_dim)
+        dropout = rate_arg("dropout", dropout)
         self.in_dims, self.modalities, self.fusion = in_dims, modalities, fusion
         self.embed = nn.ModuleList(nn.Linear(d, embed_dim) for d in in_dims)
         width = embed_dim * (len(in_dims) if fusion == "concat" else 1)
-        if width % num_heads:
-            raise AttnDeployError(f"num_heads: expected a divisor of the width {width}, "
-                                  f"got {num_heads}")
+        divisor_arg("num_heads", num_heads, "the fused width", width)
         self.layers = nn.ModuleList(TransformerEncoderLayer(width, num_heads, ffn_dim, dropout)
                                     for _ in range(num_layers))
 

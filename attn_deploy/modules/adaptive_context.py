@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules.adaptive_pool import pyramid_pool_matrix
+from attn_deploy.modules.arg_checks import bool_arg, int_arg, int_tuple_arg, optional_int_arg
 from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
@@ -68,17 +68,11 @@ class AdaptivePyramidContext(nn.Module):
     def __init__(self, channels: int = 64, out_channels: int | None = None,
                  pool_scales=(1, 2, 3, 6), fusion: bool = True, fuse_kernel: int = 3):
         super().__init__()
-        out_channels = channels if out_channels is None else out_channels
-        if channels < 1 or out_channels < 1:
-            raise AttnDeployError(f"channels and out_channels must be >= 1, got {channels} "
-                                  f"and {out_channels}")
-        scales = tuple(pool_scales)
-        if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1
-                             for s in scales):
-            raise AttnDeployError(f"pool_scales: expected a non-empty tuple of ints >= 1, "
-                                  f"got {pool_scales!r}")
-        if fuse_kernel < 1 or fuse_kernel % 2 == 0:
-            raise AttnDeployError(f"fuse_kernel: expected an odd int >= 1, got {fuse_kernel}")
+        channels = int_arg("channels", channels)
+        out_channels = optional_int_arg("out_channels", out_channels) or channels
+        scales = int_tuple_arg("pool_scales", pool_scales)
+        fusion = bool_arg("fusion", fusion)
+        fuse_kernel = int_arg("fuse_kernel", fuse_kernel, odd=True)
         self.channels = channels
         self.acms = nn.ModuleList(AdaptiveContext(channels, out_channels, s, fusion)
                                   for s in scales)

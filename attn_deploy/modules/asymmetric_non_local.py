@@ -24,21 +24,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules.adaptive_pool import pyramid_pool_matrix
+from attn_deploy.modules.arg_checks import (bool_arg, int_arg, int_tuple_arg, optional_int_arg,
+                                            rate_arg)
 from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 1), nn.BatchNorm2d(cout), nn.ReLU())
-
-
-def _check_sizes(sizes) -> tuple[int, ...]:
-    sizes = tuple(sizes)
-    if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
-        raise AttnDeployError(f"psp_sizes: expected a non-empty tuple of ints >= 1, got {sizes!r}")
-    return sizes
 
 
 class PyramidAttention(nn.Module):
@@ -48,11 +42,11 @@ class PyramidAttention(nn.Module):
                  value_channels: int, out_channels: int, psp_sizes=(1, 3, 6, 8),
                  share_key_query: bool = False, zero_init_out: bool = True):
         super().__init__()
-        for name, v in (("key_channels", key_channels), ("value_channels", value_channels),
-                        ("out_channels", out_channels), ("channels", kv_channels)):
-            if v < 1:
-                raise AttnDeployError(f"{name} must be >= 1, got {v}")
-        self.psp_sizes = _check_sizes(psp_sizes)
+        # the blocks' own arguments, checked here for both blocks
+        key_channels = int_arg("key_channels", key_channels)
+        value_channels = int_arg("value_channels", value_channels)
+        self.psp_sizes = int_tuple_arg("psp_sizes", psp_sizes)
+        zero_init_out = bool_arg("zero_init_out", zero_init_out)
         self.key_channels = key_channels
         self.f_key = _conv_bn_relu(kv_channels, key_channels)
         self.f_query = self.f_key if share_key_query else _conv_bn_relu(query_channels,
@@ -83,7 +77,10 @@ class AsymmetricFusionNonLocal(nn.Module):
                  value_channels: int = 32, out_channels: int | None = None,
                  psp_sizes=(1, 3, 6, 8), dropout: float = 0.05, zero_init_out: bool = True):
         super().__init__()
-        out_channels = channels if out_channels is None else out_channels
+        channels = int_arg("channels", channels)
+        low_channels = int_arg("low_channels", low_channels)
+        out_channels = optional_int_arg("out_channels", out_channels) or channels
+        dropout = rate_arg("dropout", dropout)
         self.channels, self.low_channels = channels, low_channels
         self.attention = PyramidAttention(low_channels, channels, key_channels, value_channels,
                                           out_channels, psp_sizes, False, zero_init_out)
@@ -105,7 +102,9 @@ class AsymmetricPyramidNonLocal(nn.Module):
                  out_channels: int | None = None, psp_sizes=(1, 3, 6, 8), dropout: float = 0.05,
                  zero_init_out: bool = True):
         super().__init__()
-        out_channels = channels if out_channels is None else out_channels
+        channels = int_arg("channels", channels)
+        out_channels = optional_int_arg("out_channels", out_channels) or channels
+        dropout = rate_arg("dropout", dropout)
         self.channels = channels
         # The official fuse conv takes 2 * channels: the context has the input's width.
         self.attention = PyramidAttention(channels, channels, key_channels, value_channels,

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.multi_head_attention import check_sequence
+from attn_deploy.modules.arg_checks import int_arg
+from attn_deploy.modules.layers import check_sequence
 from attn_deploy.modules.registry import register
 
 
@@ -35,9 +36,10 @@ class BilinearAttention(nn.Module):
     def __init__(self, v_dim: int = 32, q_dim: int = 32, hidden: int = 32, glimpses: int = 2,
                  pool_k: int = 3):
         super().__init__()
-        if glimpses < 1 or pool_k < 1 or hidden < 1:
-            raise AttnDeployError(f"glimpses, pool_k, hidden: expected >= 1, got "
-                                  f"{glimpses}, {pool_k}, {hidden}")
+        v_dim = int_arg("v_dim", v_dim)
+        q_dim = int_arg("q_dim", q_dim)
+        hidden = int_arg("hidden", hidden)
+        glimpses, pool_k = int_arg("glimpses", glimpses), int_arg("pool_k", pool_k)
         self.v_dim, self.q_dim, self.hidden, self.pool_k = v_dim, q_dim, hidden, pool_k
         joint = hidden * pool_k
         self.att_v, self.att_q = _relu_linear(v_dim, joint), _relu_linear(q_dim, joint)

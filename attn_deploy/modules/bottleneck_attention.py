@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import bool_arg, int_arg
 from attn_deploy.modules.layers import check_nchw, create_act, reduced_channels
 from attn_deploy.modules.registry import register
 
@@ -36,10 +36,9 @@ class BottleneckAttention(nn.Module):
                  out_norm: bool = True, act_layer="relu"):
         super().__init__()
         rd = reduced_channels(channels, rd_ratio, rd_channels)
-        if dilation < 1:
-            raise AttnDeployError(f"dilation must be >= 1, got {dilation}")
-        if num_dilated < 0:
-            raise AttnDeployError(f"num_dilated must be >= 0, got {num_dilated}")
+        dilation = int_arg("dilation", dilation)
+        num_dilated = int_arg("num_dilated", num_dilated, min=0)
+        out_norm = bool_arg("out_norm", out_norm)
         self.channels = channels
         self.channel_branch = nn.Sequential(
             *_conv_bn_act(channels, rd, 1, 1, act_layer), nn.Conv2d(rd, channels, 1),

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import divisor_arg, float_arg, int_arg
 from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 from attn_deploy.ops import carafe
@@ -35,16 +35,14 @@ class CARAFEUpsampler(nn.Module):
                  up_group: int = 1, encoder_kernel: int = 3, encoder_dilation: int = 1,
                  compressed_channels: int = 64, encoder_std: float = 0.001):
         super().__init__()
-        for name, v, odd in (("scale_factor", scale_factor, False),
-                             ("up_kernel", up_kernel, True), ("up_group", up_group, False),
-                             ("encoder_kernel", encoder_kernel, True),
-                             ("encoder_dilation", encoder_dilation, False),
-                             ("compressed_channels", compressed_channels, False)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1 or (odd and v % 2 == 0):
-                raise AttnDeployError(f"{name}: expected {'an odd' if odd else 'an'} integer "
-                                      f">= 1, got {v!r}")
-        if channels < 1 or channels % up_group:
-            raise AttnDeployError(f"up_group: must divide channels ({channels}), got {up_group}")
+        channels = int_arg("channels", channels)
+        scale_factor = int_arg("scale_factor", scale_factor)
+        up_kernel = int_arg("up_kernel", up_kernel, odd=True)
+        up_group = divisor_arg("up_group", int_arg("up_group", up_group), "channels", channels)
+        encoder_kernel = int_arg("encoder_kernel", encoder_kernel, odd=True)
+        encoder_dilation = int_arg("encoder_dilation", encoder_dilation)
+        compressed_channels = int_arg("compressed_channels", compressed_channels)
+        encoder_std = float_arg("encoder_std", encoder_std, min=0)
         self.channels, self.scale_factor = channels, scale_factor
         self.up_kernel, self.up_group = up_kernel, up_group
         self.channel_compressor = nn.Conv2d(channels, compressed_channels, 1)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import bool_arg, int_arg
 from attn_deploy.modules.layers import check_nchw, create_act, reduced_channels
 from attn_deploy.modules.registry import register
 
@@ -34,9 +34,8 @@ class CBAM(nn.Module):
                  spatial_norm: bool = True, act_layer="relu", gate_layer="sigmoid"):
         super().__init__()
         rd = reduced_channels(channels, rd_ratio, rd_channels)
-        if spatial_kernel_size < 1 or spatial_kernel_size % 2 == 0:
-            raise AttnDeployError(f"spatial_kernel_size must be a positive odd number, "
-                                  f"got {spatial_kernel_size}")
+        spatial_kernel_size = int_arg("spatial_kernel_size", spatial_kernel_size, odd=True)
+        spatial_norm = bool_arg("spatial_norm", spatial_norm)
         self.channels = channels
         self.fc1 = nn.Conv2d(channels, rd, 1)
         self.act = create_act(act_layer)

@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import choice_arg, int_arg
+from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
 MODES = ("vanilla", "symmetric", "channel")
@@ -35,8 +37,7 @@ MODES = ("vanilla", "symmetric", "channel")
 class CoAttention(nn.Module):
     def __init__(self, channels: int = 32, mode: str = "vanilla"):
         super().__init__()
-        if mode not in MODES:
-            raise AttnDeployError(f"mode must be one of {MODES}, got {mode!r}")
+        channels, mode = int_arg("channels", channels), choice_arg("mode", mode, MODES)
         self.channels, self.mode = channels, mode
         if mode == "vanilla":
             self.weight = nn.Linear(channels, channels, bias=False)
@@ -57,10 +58,8 @@ class CoAttention(nn.Module):
 
     def forward(self, fa: torch.Tensor, fb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """fa, fb: [N, C, H, W] (same shape) -> (Za, Zb), each [N, C, H, W]."""
-        for name, f in (("fa", fa), ("fb", fb)):
-            if f.dim() != 4 or f.shape[1] != self.channels:
-                raise AttnDeployError(f"{name}: expected [N, {self.channels}, H, W], "
-                                      f"got {tuple(f.shape)}")
+        check_nchw(fa, self.channels, "fa")
+        check_nchw(fb, self.channels, "fb")
         if fa.shape != fb.shape:
             raise AttnDeployError(f"fa and fb must have the same shape, got {tuple(fa.shape)} "
                                   f"and {tuple(fb.shape)}")

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import (bool_arg, choice_arg, divisor_arg, float_arg, int_arg,
+                                            optional_int_arg)
 from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
@@ -41,17 +43,20 @@ class CompactGeneralizedNonLocal(nn.Module):
                  kernel: str = "dot", order: int = 3, gamma: float = 1e-4,
                  use_scale: bool = False, zero_init_norm: bool = True):
         super().__init__()
-        planes = channels // 2 if planes is None else planes
-        if kernel not in KERNELS:
-            raise AttnDeployError(f"kernel: expected one of {list(KERNELS)}, got {kernel!r}")
-        if groups < 1 or planes < 1 or planes % groups or channels % groups:
-            raise AttnDeployError(f"groups: expected a divisor of channels ({channels}) and of "
-                                  f"planes ({planes}), got {groups}")
-        if kernel != "dot" and (isinstance(order, bool) or not isinstance(order, int)
-                                or order < 1):
-            raise AttnDeployError(f"order: expected an int >= 1 (Taylor order), got {order!r}")
-        if kernel == "rbf" and not gamma > 0:
-            raise AttnDeployError(f"gamma: expected > 0, got {gamma}")
+        channels = int_arg("channels", channels)
+        planes = optional_int_arg("planes", planes)
+        if planes is None:
+            planes = channels // 2
+            if planes < 1:
+                raise AttnDeployError(f"channels: expected >= 2 when planes is not given "
+                                      f"(planes = channels // 2), got {channels}")
+        kernel = choice_arg("kernel", kernel, KERNELS)
+        groups = divisor_arg("groups", int_arg("groups", groups), "channels", channels)
+        divisor_arg("groups", groups, "planes", planes)
+        order = int_arg("order", order)    # the Taylor order (unused by "dot")
+        gamma = float_arg("gamma", gamma, min=0, min_open=kernel == "rbf")
+        use_scale = bool_arg("use_scale", use_scale)
+        zero_init_norm = bool_arg("zero_init_norm", zero_init_norm)
         self.groups, self.kernel, self.order = groups, kernel, order
         self.gamma, self.use_scale = float(gamma), use_scale
         self.t = nn.Conv2d(channels, planes, 1, bias=False)

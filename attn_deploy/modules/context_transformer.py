@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import float_arg, int_arg, int_tuple_arg
+from attn_deploy.modules.layers import check_nonempty
 from attn_deploy.modules.registry import register
 
 
@@ -36,13 +38,10 @@ class ContextTransformer(nn.Module):
     def __init__(self, channels: int = 16, num_priors: int = 3,
                  pool_sizes: tuple[int, ...] = (2, 3), scale_init: float = 0.0):
         super().__init__()
-        if num_priors < 1:
-            raise AttnDeployError(f"num_priors must be >= 1, got {num_priors}")
-        if not pool_sizes or any(int(s) < 1 for s in pool_sizes):
-            raise AttnDeployError(f"pool_sizes must be a non-empty tuple of ints >= 1, "
-                                  f"got {pool_sizes!r}")
+        channels, num_priors = int_arg("channels", channels), int_arg("num_priors", num_priors)
         self.channels, self.num_priors = channels, num_priors
-        self.pool_sizes = tuple(int(s) for s in pool_sizes)
+        self.pool_sizes = int_tuple_arg("pool_sizes", pool_sizes)
+        scale_init = float_arg("scale_init", scale_init)
         self.theta = nn.Linear(channels, channels)
         self.phi = nn.Linear(channels, channels)
         self.g = nn.Linear(channels, channels)
@@ -61,6 +60,7 @@ class ContextTransformer(nn.Module):
         if x.dim() != 4 or x.shape[1] != expected:
             raise AttnDeployError(f"x: expected [N, {expected} (= num_priors {self.num_priors} "
                                   f"x channels {self.channels}), H, W], got {tuple(x.shape)}")
+        check_nonempty("x", x, "NCHW")
         n, _, h, w = x.shape
         priors = self.boxes(x)                                               # [N, P, C]
         fields = torch.cat([self.boxes(x if s == 1 else F.max_pool2d(x, s, s, ceil_mode=True))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import float_arg, int_arg
 from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 from attn_deploy.ops import criss_cross_attention
@@ -31,8 +31,8 @@ class CrissCrossAttention(nn.Module):
                  rd_channels: int | None = None, recurrence: int = 2, gamma_init: float = 0.0):
         super().__init__()
         rd = reduced_channels(channels, rd_ratio, rd_channels)
-        if isinstance(recurrence, bool) or not isinstance(recurrence, int) or recurrence < 1:
-            raise AttnDeployError(f"recurrence: expected an integer >= 1, got {recurrence!r}")
+        recurrence = int_arg("recurrence", recurrence)
+        gamma_init = float_arg("gamma_init", gamma_init)
         self.channels, self.recurrence = channels, recurrence
         self.query = nn.Conv2d(channels, rd, 1)
         self.key = nn.Conv2d(channels, rd, 1)

@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import float_arg, int_arg, ratio_arg
+from attn_deploy.modules.layers import check_nonempty
 from attn_deploy.modules.registry import register
 
 
@@ -36,12 +38,10 @@ class CrossAttentionCAN(nn.Module):
     def __init__(self, channels: int = 32, height: int = 6, width: int = 6,
                  rd_ratio: float = 1 / 6, temperature: float = 0.025):
         super().__init__()
-        if height < 1 or width < 1:
-            raise AttnDeployError(f"height and width must be >= 1, got {height} x {width}")
-        if not 0 < rd_ratio <= 1:
-            raise AttnDeployError(f"rd_ratio must be in (0, 1], got {rd_ratio}")
-        if temperature <= 0:
-            raise AttnDeployError(f"temperature must be > 0, got {temperature}")
+        channels = int_arg("channels", channels)
+        height, width = int_arg("height", height), int_arg("width", width)
+        rd_ratio = ratio_arg("rd_ratio", rd_ratio)
+        temperature = float_arg("temperature", temperature, min=0, min_open=True)
         m = height * width
         self.channels, self.size, self.temperature = channels, (height, width), temperature
         rd = max(1, round(m * rd_ratio))
@@ -59,6 +59,7 @@ class CrossAttentionCAN(nn.Module):
             if f.dim() != 4 or tuple(f.shape[1:]) != (self.channels, *self.size):
                 raise AttnDeployError(f"{name}: expected [N, {self.channels}, {self.size[0]}, "
                                       f"{self.size[1]}], got {tuple(f.shape)}")
+            check_nonempty(name, f, "NCHW")
         if p.shape[0] != q.shape[0]:
             raise AttnDeployError(f"p and q must have the same batch size, got {p.shape[0]} "
                                   f"and {q.shape[0]}")

@@ -25,14 +25,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.layers import reduced_channels
+from attn_deploy.modules.arg_checks import float_arg, int_arg
+from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
-
-
-def _check_input(x: torch.Tensor, channels: int) -> None:
-    if x.dim() != 4 or x.shape[1] != channels:
-        raise AttnDeployError(f"x: expected [N, {channels}, H, W], got {list(x.shape)}")
 
 
 class PositionAttention(nn.Module):
@@ -40,6 +35,7 @@ class PositionAttention(nn.Module):
                  rd_channels: int | None = None, gamma_init: float = 0.0):
         super().__init__()
         rd = reduced_channels(channels, rd_ratio, rd_channels)
+        gamma_init = float_arg("gamma_init", gamma_init)
         self.channels = channels
         self.query = nn.Conv2d(channels, rd, 1)
         self.key = nn.Conv2d(channels, rd, 1)
@@ -54,7 +50,7 @@ class PositionAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W]."""
-        _check_input(x, self.channels)
+        check_nchw(x, self.channels)
         s = self.attention(x)
         v = self.value(x).flatten(2)                       # [N, C, HW]
         out = torch.matmul(v, s.transpose(1, 2))           # out_i = sum_j S_ij v_j
@@ -64,7 +60,8 @@ class PositionAttention(nn.Module):
 class ChannelAttention(nn.Module):
     def __init__(self, channels: int = 64, gamma_init: float = 0.0):
         super().__init__()
-        self.channels = channels
+        self.channels = int_arg("channels", channels)
+        gamma_init = float_arg("gamma_init", gamma_init)
         self.gamma = nn.Parameter(torch.full((1,), float(gamma_init)))
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +73,7 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] -> [N, C, H, W]."""
-        _check_input(x, self.channels)
+        check_nchw(x, self.channels)
         out = torch.matmul(self.attention(x), x.flatten(2))
         return self.gamma * out.reshape(x.shape) + x
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import optional_int_arg
 from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 
@@ -33,9 +33,8 @@ class DoubleAttention(nn.Module):
                  rd_channels: int | None = None, num_descriptors: int | None = None):
         super().__init__()
         c_m = reduced_channels(channels, rd_ratio, rd_channels)
-        if num_descriptors is not None and num_descriptors < 1:
-            raise AttnDeployError(f"num_descriptors: expected >= 1, got {num_descriptors}")
-        c_n = c_m if num_descriptors is None else int(num_descriptors)
+        num_descriptors = optional_int_arg("num_descriptors", num_descriptors)
+        c_n = c_m if num_descriptors is None else num_descriptors
         self.channels = channels
         self.conv_a = nn.Conv2d(channels, c_m, 1)   # features A
         self.conv_b = nn.Conv2d(channels, c_n, 1)   # attention maps B (gather)

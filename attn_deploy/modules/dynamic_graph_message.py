@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules._local_windows import window_offsets
+from attn_deploy.modules.arg_checks import divisor_arg, int_arg, int_tuple_arg
 from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
@@ -43,14 +43,11 @@ class DynamicGraphMessage(nn.Module):
     def __init__(self, channels: int = 32, kernel_size: int = 3,
                  dilations: tuple[int, ...] = (1, 4), weight_groups: int = 4):
         super().__init__()
-        if weight_groups < 1 or channels % weight_groups:
-            raise AttnDeployError(f"channels ({channels}) must be divisible by weight_groups "
-                                  f"({weight_groups})")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise AttnDeployError(f"kernel_size must be a positive odd int, got {kernel_size}")
-        if not dilations or any(int(d) < 1 for d in dilations):
-            raise AttnDeployError(f"dilations must be a non-empty tuple of ints >= 1, "
-                                  f"got {dilations!r}")
+        channels = int_arg("channels", channels)
+        weight_groups = divisor_arg("weight_groups", int_arg("weight_groups", weight_groups),
+                                    "channels", channels)
+        kernel_size = int_arg("kernel_size", kernel_size, odd=True)
+        dilations = int_tuple_arg("dilations", dilations)
         k2 = kernel_size ** 2
         self.channels, self.nodes, self.groups = channels, k2, weight_groups
         self.offset_convs = nn.ModuleList(

@@ -18,17 +18,16 @@ import math
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import float_arg, int_arg, optional_int_arg
 from attn_deploy.modules.layers import check_nchw, create_act
 from attn_deploy.modules.registry import register
 
 
 def eca_kernel_size(channels: int, gamma: float = 2, beta: float = 1) -> int:
     """ECA's adaptive kernel size: the odd number nearest above |(log2(C) + b) / gamma|."""
-    if channels < 1:
-        raise AttnDeployError(f"channels must be >= 1, got {channels}")
-    if gamma <= 0:
-        raise AttnDeployError(f"gamma must be > 0, got {gamma}")
+    channels = int_arg("channels", channels)
+    gamma = float_arg("gamma", gamma, min=0, min_open=True)
+    beta = float_arg("beta", beta)
     t = int(abs(math.log2(channels) / gamma + beta / gamma))
     return t if t % 2 else t + 1
 
@@ -37,11 +36,10 @@ class EfficientChannelAttention(nn.Module):
     def __init__(self, channels: int = 64, kernel_size: int | None = None, gamma: float = 2,
                  beta: float = 1, gate_layer="sigmoid"):
         super().__init__()
+        # odd: the output keeps C channels only with symmetric padding
+        kernel_size = optional_int_arg("kernel_size", kernel_size, odd=True)
         k = eca_kernel_size(channels, gamma, beta) if kernel_size is None else kernel_size
-        if k < 1 or k % 2 == 0:
-            raise AttnDeployError(f"kernel_size must be a positive odd number (the output keeps "
-                                  f"C channels only with symmetric padding), got {k}")
-        self.channels = channels
+        self.channels = int_arg("channels", channels)
         self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
         self.gate = create_act(gate_layer, "gate_layer")
 

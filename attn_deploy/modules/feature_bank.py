@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import bool_arg, int_arg, rate_arg
+from attn_deploy.modules.layers import check_nonempty
 from attn_deploy.modules.registry import register
 
 
@@ -56,12 +58,11 @@ class FeatureBankOperator(nn.Module):
     def __init__(self, channels: int = 64, bank_channels: int = 64, latent: int = 64,
                  num_layers: int = 2, dropout: float = 0.2, zero_init_out: bool = True):
         super().__init__()
-        for name, v in (("channels", channels), ("bank_channels", bank_channels),
-                        ("latent", latent), ("num_layers", num_layers)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise AttnDeployError(f"{name}: expected an int >= 1, got {v!r}")
-        if not 0 <= dropout < 1:
-            raise AttnDeployError(f"dropout: expected a rate in [0, 1), got {dropout}")
+        channels = int_arg("channels", channels)
+        bank_channels = int_arg("bank_channels", bank_channels)
+        latent, num_layers = int_arg("latent", latent), int_arg("num_layers", num_layers)
+        dropout = rate_arg("dropout", dropout)
+        zero_init_out = bool_arg("zero_init_out", zero_init_out)
         self.reduce = nn.Sequential(nn.Conv1d(channels, latent, 1), nn.Dropout(dropout))
         self.bank_reduce = nn.Sequential(nn.Conv1d(bank_channels, latent, 1),
                                          nn.Dropout(dropout))
@@ -76,6 +77,8 @@ class FeatureBankOperator(nn.Module):
             raise AttnDeployError(f"lfb inputs: expected short [N, {cs}, Ts] and bank "
                                   f"[N, {cl}, Tl] with the same N, got {tuple(short.shape)} "
                                   f"and {tuple(bank.shape)}")
+        check_nonempty("short", short, "NCT")
+        check_nonempty("bank", bank, "NCT")
         s, bank = self.reduce(short), self.bank_reduce(bank)
         for layer in self.layers:
             s = layer(s, bank)

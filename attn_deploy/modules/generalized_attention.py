@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import divisor_arg, float_arg, int_arg, optional_int_arg
 from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
@@ -53,18 +54,19 @@ class GeneralizedAttention(nn.Module):
                  kv_stride: int = 2, position_embedding_dim: int | None = None,
                  position_magnitude: float = 1.0, gamma_init: float = 0.0):
         super().__init__()
-        if (len(attention_type) != 4 or set(attention_type) - {"0", "1"}
-                or attention_type == "0000"):
-            raise AttnDeployError("attention_type must be 4 characters of 0/1 with at least "
+        if (not isinstance(attention_type, str) or len(attention_type) != 4
+                or set(attention_type) - {"0", "1"} or attention_type == "0000"):
+            raise AttnDeployError("attention_type: expected 4 characters of 0/1 with at least "
                                   f"one 1 (e.g. '1111', '0010'), got {attention_type!r}")
-        if num_heads < 1 or channels % num_heads:
-            raise AttnDeployError(f"channels ({channels}) must be divisible by num_heads "
-                                  f"({num_heads})")
-        pos_dim = position_embedding_dim or channels
+        channels = int_arg("channels", channels)
+        num_heads = divisor_arg("num_heads", int_arg("num_heads", num_heads), "channels", channels)
+        pos_dim = optional_int_arg("position_embedding_dim", position_embedding_dim) or channels
         if pos_dim % 4:
-            raise AttnDeployError(f"position_embedding_dim must be a multiple of 4, got {pos_dim}")
-        if kv_stride < 1:
-            raise AttnDeployError(f"kv_stride must be >= 1, got {kv_stride}")
+            raise AttnDeployError(f"position_embedding_dim: expected a multiple of 4 (it "
+                                  f"defaults to channels), got {pos_dim}")
+        kv_stride = int_arg("kv_stride", kv_stride)
+        position_magnitude = float_arg("position_magnitude", position_magnitude)
+        gamma_init = float_arg("gamma_init", gamma_init)
         self.content, self.query_pos, self.saliency, self.pos_bias = (
             b == "1" for b in attention_type)
         self.saliency_only = attention_type == "0010"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import bool_arg, choice_arg
 from attn_deploy.modules.layers import check_nchw, create_act, reduced_channels
 from attn_deploy.modules.registry import register
 
@@ -31,8 +31,8 @@ class GlobalContext(nn.Module):
                  rd_channels: int | None = None, fusion: str = "add", act_layer="relu",
                  zero_init_last: bool = True):
         super().__init__()
-        if fusion not in FUSIONS:
-            raise AttnDeployError(f"fusion: expected one of {list(FUSIONS)}, got {fusion!r}")
+        fusion = choice_arg("fusion", fusion, FUSIONS)
+        zero_init_last = bool_arg("zero_init_last", zero_init_last)
         rd = reduced_channels(channels, rd_ratio, rd_channels)
         self.channels, self.fusion = channels, fusion
         self.conv_mask = nn.Conv2d(channels, 1, 1)

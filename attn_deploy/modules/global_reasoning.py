@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attn_deploy.modules.arg_checks import bool_arg
 from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 
@@ -44,6 +45,8 @@ class GlobalReasoning(nn.Module):
                  zero_init_norm: bool = True):
         super().__init__()
         mid = reduced_channels(channels, rd_ratio, rd_channels)
+        normalize = bool_arg("normalize", normalize)
+        zero_init_norm = bool_arg("zero_init_norm", zero_init_norm)
         self.num_state, self.num_node, self.normalize = 2 * mid, mid, normalize
         self.conv_state = nn.Conv2d(channels, self.num_state, 1)
         self.conv_proj = nn.Conv2d(channels, self.num_node, 1)

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules._local_windows import local_windows, window_offsets, window_validity
+from attn_deploy.modules.arg_checks import choice_arg, divisor_arg, int_arg, optional_int_arg
 from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
@@ -36,16 +36,13 @@ class LocalRelation(nn.Module):
                  geometry_channels: int | None = None,
                  composability: str = "squared_difference"):
         super().__init__()
-        if channel_sharing < 1 or channels % channel_sharing:
-            raise AttnDeployError(f"channels ({channels}) must be divisible by channel_sharing "
-                                  f"({channel_sharing})")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise AttnDeployError(f"kernel_size must be a positive odd int, got {kernel_size}")
-        if composability not in COMPOSABILITY:
-            raise AttnDeployError(f"composability must be one of {COMPOSABILITY}, "
-                                  f"got {composability!r}")
+        channels = int_arg("channels", channels)
+        channel_sharing = int_arg("channel_sharing", channel_sharing)
+        divisor_arg("channel_sharing", channel_sharing, "channels", channels)
+        kernel_size = int_arg("kernel_size", kernel_size, odd=True)
+        composability = choice_arg("composability", composability, COMPOSABILITY)
         groups = channels // channel_sharing
-        hidden = geometry_channels or max(4, groups)
+        hidden = optional_int_arg("geometry_channels", geometry_channels) or max(4, groups)
         self.channels, self.kernel_size, self.groups = channels, kernel_size, groups
         self.composability = composability
         self.query = nn.Conv2d(channels, groups, 1)

@@ -17,8 +17,9 @@ Run-time inputs of the exported model: ``source_mask`` bool [N, S], True at padd
 (right padding); ``position`` int64 [N], the decoder step t of each row (local-m only).
 Choices: positions are 0-based and S_n is the unpadded length of a row, so local-p's p_t lies
 in [0, S_n - 1] (the paper: p_t in [0, S] over 1-based positions) and local-m's p_t is clamped to
-[0, S_n - 1]; either way the window holds at least one real token and no row is all -inf,
-provided each row has at least one unpadded position (an all-padded row is an error in eager).
+[0, S_n - 1]; either way the window holds at least one real token when the row has one. A
+fully padded row attends to nothing: its alignment is all zeros and c_t = 0, so
+``h~_t = tanh(W_c [0; h_t])``, the same in eager PyTorch and in the exported model.
 Like the paper, local-p's Gaussian is applied after the softmax (weights do not re-normalise).
 No biases (the paper writes none). The location-based score is left out: it needs a fixed S.
 Because the exported model takes inputs positionally (h_t, H, source_mask, position),
@@ -30,7 +31,9 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.multi_head_attention import (check_padding_mask, check_sequence,
+from attn_deploy.modules.arg_checks import bool_arg, choice_arg, int_arg
+from attn_deploy.modules.layers import check_sequence
+from attn_deploy.modules.multi_head_attention import (check_padding_mask, masked_softmax,
                                                       random_padding_mask)
 from attn_deploy.modules.registry import register
 
@@ -42,13 +45,10 @@ class LuongAttention(nn.Module):
     def __init__(self, dim: int = 32, score: str = "general", attention: str = "global",
                  window: int = 2, with_source_mask: bool = True):
         super().__init__()
-        if score not in SCORES:
-            raise AttnDeployError(f"score: expected one of {list(SCORES)}, got {score!r}")
-        if attention not in ATTENTIONS:
-            raise AttnDeployError(f"attention: expected one of {list(ATTENTIONS)}, "
-                                  f"got {attention!r}")
-        if window < 1:
-            raise AttnDeployError(f"window: expected >= 1, got {window}")
+        dim, window = int_arg("dim", dim), int_arg("window", window)
+        score = choice_arg("score", score, SCORES)
+        attention = choice_arg("attention", attention, ATTENTIONS)
+        with_source_mask = bool_arg("with_source_mask", with_source_mask)
         if attention == "local-m" and not with_source_mask:
             raise AttnDeployError("with_source_mask: local-m takes (h_t, H, source_mask, "
                                   "position) positionally, so it needs with_source_mask=True")
@@ -97,7 +97,7 @@ class LuongAttention(nn.Module):
                 p_t = (src_len - 1) * torch.sigmoid(self.v_p(torch.tanh(self.w_p(h_t))))
             dist = torch.arange(s, device=H.device).to(H.dtype)[None, :] - p_t   # [N, S]
             valid = valid & (dist.abs() <= self.window)
-        align = scores.masked_fill(~valid, float("-inf")).softmax(-1)
+        align = masked_softmax(scores, ~valid)       # a fully masked source: all zeros
         if self.attention == "local-p":
             sigma = self.window / 2
             align = align * torch.exp(-dist.square() / (2 * sigma ** 2))

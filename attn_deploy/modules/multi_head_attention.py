@@ -11,11 +11,13 @@ and ``g_h`` the hard-concrete gate of head h (sampled in training, deterministic
 heads whose eval gate is exactly 0: their rows of W_Q, W_K, W_V and columns of W_O go, so the
 pruned module computes the same outputs with smaller weights and a smaller exported model.
 
-Masks (run-time inputs of the exported model): ``key_padding_mask`` is bool [N, L], True at
-padded key positions (PyTorch's convention), which ONNX Runtime and TensorRT (BOOL network
-inputs) both accept. ``causal=True`` builds the upper-triangular mask in the graph (ONNX Trilu).
-A query whose keys are all masked gets NaN, as in PyTorch; with right padding and the causal
-mask together, key 0 must be a real token. Choices: biases on the projections (tensor2tensor
+Masks (run-time inputs of the exported model): ``key_padding_mask`` is bool [N, L], True at padded
+key positions (PyTorch's convention), which ONNX Runtime and TensorRT (BOOL network inputs) both
+accept. ``causal=True`` builds the upper-triangular mask in the graph (ONNX Trilu). Fully masked
+rows: a query with no key left to attend to (every key padded, or ``causal=True`` with left
+padding, for the queries before the first real token) gets all-zero attention weights, so its
+output is the output projection's bias alone; the same in eager PyTorch and in the exported model
+(PyTorch's own attention gives NaN rows there). Choices: biases on the projections (tensor2tensor
 has none; PyTorch's nn.MultiheadAttention has them), self-attention only (x is query, key and
 value), d_h = dim / num_heads unless ``head_dim`` is given.
 """
@@ -26,27 +28,30 @@ from torch import nn
 
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules._head_gates import HardConcreteGate
+from attn_deploy.modules.arg_checks import bool_arg, float_arg, int_arg, optional_int_arg, rate_arg
+from attn_deploy.modules.layers import check_sequence
 from attn_deploy.modules.registry import register
 
 
-def check_sequence(name: str, x: torch.Tensor, dim: int) -> None:
-    """Raise unless ``x`` is a float [N, L, dim] tensor."""
-    if x.dim() != 3 or x.shape[-1] != dim:
-        raise AttnDeployError(f"{name}: expected a [N, L, {dim}] tensor, got {tuple(x.shape)}")
-
-
 def check_padding_mask(name: str, mask: torch.Tensor, n, length) -> None:
-    """Raise unless ``mask`` is a bool [n, length] tensor."""
+    """Raise unless ``mask`` is a bool [n, length] tensor (True = padded). A row may be padded
+    entirely: the blocks give such a row zero attention weights (see :func:`masked_softmax`)."""
     if mask.dtype != torch.bool:
         raise AttnDeployError(f"{name}: expected a bool tensor (True = padded), got {mask.dtype}")
     if mask.dim() != 2 or mask.shape[0] != n or mask.shape[1] != length:
         raise AttnDeployError(f"{name}: expected shape [{n}, {length}], got {tuple(mask.shape)}")
-    # a row with every position padded has nothing to attend to (softmax over all -inf = NaN);
-    # a data-dependent check, so eager only (the exported graph cannot raise)
-    if not torch.compiler.is_exporting() and bool(mask.all(-1).any()):
-        rows = mask.all(-1).nonzero().flatten().tolist()
-        raise AttnDeployError(f"{name}: rows {rows} are entirely padded; every row needs at "
-                              "least one unpadded position")
+
+
+def masked_softmax(logits: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis of ``logits`` with ``masked`` positions (bool, broadcastable,
+    True = masked) weighted 0; a row whose positions are all masked gets all zeros.
+
+    The fill is the dtype's lowest finite value rather than -inf: a fully masked row then stays
+    finite (uniform) before the ``Where`` zeroes it, so neither the exported graph nor the
+    backward pass ever sees a NaN; every other row is bit-identical to a -inf fill (exp
+    underflows to exactly 0)."""
+    weights = logits.masked_fill(masked, torch.finfo(logits.dtype).min).softmax(-1)
+    return torch.where(masked.all(-1, keepdim=True), 0.0, weights)
 
 
 def random_padding_mask(n: int, length: int, generator: torch.Generator) -> torch.Tensor:
@@ -65,8 +70,14 @@ class MultiHeadAttention(nn.Module):
                  with_key_padding_mask: bool = True, head_gates: bool = True,
                  gate_init: float = 3.0, attn_drop: float = 0.0):
         super().__init__()
-        if num_heads < 1 or (head_dim is None and dim % num_heads):
-            raise AttnDeployError(f"num_heads: expected >= 1 and a divisor of dim={dim} "
+        dim, num_heads = int_arg("dim", dim), int_arg("num_heads", num_heads)
+        head_dim = optional_int_arg("head_dim", head_dim)
+        qkv_bias, causal = bool_arg("qkv_bias", qkv_bias), bool_arg("causal", causal)
+        with_key_padding_mask = bool_arg("with_key_padding_mask", with_key_padding_mask)
+        head_gates = bool_arg("head_gates", head_gates)
+        gate_init, attn_drop = float_arg("gate_init", gate_init), rate_arg("attn_drop", attn_drop)
+        if head_dim is None and dim % num_heads:
+            raise AttnDeployError(f"num_heads: expected a divisor of dim={dim} "
                                   f"(or give head_dim), got {num_heads}")
         self.dim, self.num_heads = dim, num_heads
         self.head_dim = head_dim or dim // num_heads
@@ -88,13 +99,15 @@ class MultiHeadAttention(nn.Module):
         q, k, v = (p(x).unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
                    for p in (self.q, self.k, self.v))                     # [N, H, L, dh]
         scores = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1)         # [N, H, L, L]
+        masked = None                                     # bool, broadcasts to [N, H, L, L]
         if self.causal:
-            future = torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)
-            scores = scores.masked_fill(future, float("-inf"))
+            masked = torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)
         if key_padding_mask is not None:
             check_padding_mask("key_padding_mask", key_padding_mask, n, length)
-            scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
-        heads = self.attn_drop(scores.softmax(-1)) @ v                     # [N, H, L, dh]
+            padded = key_padding_mask[:, None, None, :]
+            masked = padded if masked is None else masked | padded
+        attn = scores.softmax(-1) if masked is None else masked_softmax(scores, masked)
+        heads = self.attn_drop(attn) @ v                                   # [N, H, L, dh]
         if self.gate is not None:
             heads = heads * self.gate()[:, None, None]
         return self.proj(heads.transpose(1, 2).flatten(2))

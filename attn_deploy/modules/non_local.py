@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import bool_arg, choice_arg, float_arg
 from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 
@@ -42,10 +42,11 @@ class NonLocal2d(nn.Module):
                  rd_channels: int | None = None, mode: str = "embedded_gaussian",
                  sub_sample: bool = False, bn_weight_init: float = 0.0):
         super().__init__()
-        if mode not in MODES:
-            raise AttnDeployError(f"mode: expected one of {list(MODES)}, got {mode!r}")
+        mode = choice_arg("mode", mode, MODES)
         inter = reduced_channels(channels, rd_ratio, rd_channels)
-        self.channels, self.mode, self.sub_sample = channels, mode, bool(sub_sample)
+        sub_sample = bool_arg("sub_sample", sub_sample)
+        bn_weight_init = float_arg("bn_weight_init", bn_weight_init)
+        self.channels, self.mode, self.sub_sample = channels, mode, sub_sample
         self.g = nn.Conv2d(channels, inter, 1)
         if mode != "gaussian":
             self.theta = nn.Conv2d(channels, inter, 1)

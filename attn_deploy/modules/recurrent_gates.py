@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.multi_head_attention import check_sequence
+from attn_deploy.modules.arg_checks import bool_arg, int_arg, rate_arg
+from attn_deploy.modules.layers import check_sequence
 from attn_deploy.modules.registry import register
 
 # ONNX gate order as indices into torch's chunks: LSTM i,f,g,o -> i,o,f,c; GRU r,z,n -> z,r,h.
@@ -42,9 +43,11 @@ class _Recurrent(nn.Module):
                  bidirectional: bool = False, with_initial_state: bool = False,
                  dropout: float = 0.0):
         super().__init__()
-        if min(input_size, hidden_size, num_layers) < 1:
-            raise AttnDeployError(f"input_size, hidden_size, num_layers: expected >= 1, got "
-                                  f"{input_size}, {hidden_size}, {num_layers}")
+        input_size = int_arg("input_size", input_size)
+        hidden_size = int_arg("hidden_size", hidden_size)
+        num_layers, dropout = int_arg("num_layers", num_layers), rate_arg("dropout", dropout)
+        bidirectional = bool_arg("bidirectional", bidirectional)
+        with_initial_state = bool_arg("with_initial_state", with_initial_state)
         self.input_size, self.with_initial_state = input_size, with_initial_state
         self.rnn = self.rnn_type(input_size, hidden_size, num_layers, batch_first=True,
                                  bidirectional=bidirectional, dropout=dropout)

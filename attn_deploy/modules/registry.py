@@ -193,14 +193,62 @@ def _config(e: _Entry, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {**base, **e.defaults, **kwargs}
 
 
+def _is_size(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _config_shapes(e: _Entry, cfg: Mapping[str, Any], kwargs: Mapping[str, Any]
+                   ) -> tuple[dict[str, Template], dict[str, int], dict[str, int]]:
+    """The config's input templates and dim bounds, refused unless every template entry is a
+    dim symbol of the block or an int >= 1 and every bound an int. A string config value
+    would otherwise become a dim symbol (``channels="C"`` an axis named C) and a float or a
+    bool a size; the constructor refuses those too, but a spec is built without constructing
+    the block."""
+    def culprits(seen: Any) -> str:
+        named = [k for k, v in kwargs.items()
+                 if v is seen or (type(v) is type(seen) and v == seen)]
+        if not named:   # a size computed from a bad value (num_priors * "C", 16 * False)
+            suspects = [k for k, v in kwargs.items() if v is not None and not _is_size(v)]
+            named = [k for k in suspects if type(kwargs[k]) is type(seen)] or suspects
+        return ", ".join(named) or "the config"
+
+    def bounds(b) -> dict[str, Any]:
+        return dict(b(cfg) if callable(b) else b)
+
+    try:
+        inputs, min_dims, max_dims = dict(e.inputs(cfg)), bounds(e.min_dims), bounds(e.max_dims)
+    except AttnDeployError:
+        raise
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        bad = [k for k, v in kwargs.items() if not isinstance(v, (int, str, tuple, list))
+               or isinstance(v, bool)] or sorted(kwargs)
+        raise AttnDeployError(f"{e.key}: {', '.join(bad)}: these values give no input shapes "
+                              f"({type(exc).__name__}: {exc})") from None
+    given_strings = {v for v in kwargs.values() if isinstance(v, str)}
+    for name, template in inputs.items():
+        for d in template:
+            # a symbol equal to a given string came from the config ("channels='N'")
+            symbol = isinstance(d, str) and d in e.dims and d not in given_strings
+            if not symbol and not _is_size(d):
+                raise AttnDeployError(
+                    f"{e.key}: {culprits(d)}: expected an int >= 1 (a size), got {d!r} "
+                    f"({type(d).__name__}), which would give input {name!r} the shape "
+                    f"{list(template)}")
+    for which, b in (("minimum", min_dims), ("maximum", max_dims)):
+        for sym, v in b.items():
+            if not _is_size(v):
+                raise AttnDeployError(f"{e.key}: {culprits(v)}: expected an int >= 1, got "
+                                      f"{v!r}, which would make the {which} of dim {sym} {v!r}")
+    return inputs, min_dims, max_dims
+
+
 def spec(key: str, **kwargs: Any) -> BlockSpec:
     """The spec of block ``key`` built with ``kwargs`` (defaults when none are given)."""
     e = _entry(key)
     cfg = _config(e, kwargs)
-    max_dims = e.max_dims(cfg) if callable(e.max_dims) else e.max_dims
-    min_dims = e.min_dims(cfg) if callable(e.min_dims) else e.min_dims
+    inputs, min_dims, max_dims = _config_shapes(e, cfg, kwargs)
     return BlockSpec(key=key, title=e.title, paper=e.paper, family=e.family,
-                     export_path=e.export_path, inputs=MappingProxyType(dict(e.inputs(cfg))),
+                     export_path=e.export_path, inputs=MappingProxyType(inputs),
                      outputs=e.outputs, dims=e.dims, multiples=e.multiples,
                      min_dims=MappingProxyType(dict(min_dims)),
                      max_dims=MappingProxyType(dict(max_dims)),
@@ -211,7 +259,10 @@ def create(key: str, **kwargs: Any) -> nn.Module:
     """Build block ``key`` in eval mode; the config is kept on ``module.attn_deploy_config``."""
     e = _entry(key)
     cfg = _config(e, kwargs)
-    module = e.factory(**cfg)
+    try:
+        module = e.factory(**cfg)
+    except AttnDeployError as exc:    # say which block refused its arguments
+        raise type(exc)(f"{key}: {exc}") from None
     module.eval()
     module.attn_deploy_config = {"key": key, "kwargs": dict(kwargs)}
     return module

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import bool_arg, float_arg, ratio_arg
 from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 
@@ -40,10 +40,10 @@ class SelfAttention(nn.Module):
                  pool: bool = True, gamma_init: float = 0.0):
         super().__init__()
         rd = reduced_channels(channels, rd_ratio, rd_channels)
-        if not 0 < value_ratio <= 1:
-            raise AttnDeployError(f"value_ratio: expected a value in (0, 1], got {value_ratio}")
+        value_ratio = ratio_arg("value_ratio", value_ratio)
+        pool, gamma_init = bool_arg("pool", pool), float_arg("gamma_init", gamma_init)
         vd = max(1, int(round(channels * value_ratio)))
-        self.channels, self.pool = channels, bool(pool)
+        self.channels, self.pool = channels, pool
         self.f = nn.Conv2d(channels, rd, 1, bias=False)   # queries (BigGAN: theta)
         self.g = nn.Conv2d(channels, rd, 1, bias=False)   # keys (BigGAN: phi)
         self.h = nn.Conv2d(channels, vd, 1, bias=False)   # values (BigGAN: g)

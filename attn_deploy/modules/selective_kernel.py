@@ -23,7 +23,7 @@ import math
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import divisor_arg, int_arg, optional_int_arg
 from attn_deploy.modules.layers import check_nchw, create_act, reduced_channels
 from attn_deploy.modules.registry import register
 
@@ -33,13 +33,13 @@ class SelectiveKernel(nn.Module):
                  rd_ratio: float = 1 / 16, rd_channels: int | None = None, rd_min: int = 32,
                  act_layer="relu"):
         super().__init__()
-        if num_branches < 1:
-            raise AttnDeployError(f"num_branches must be >= 1, got {num_branches}")
-        g = math.gcd(channels, 32) if groups is None else groups
-        if g < 1 or channels % g:
-            raise AttnDeployError(f"groups must be >= 1 and divide channels ({channels}), "
-                                  f"got {groups}")
+        channels = int_arg("channels", channels)
+        num_branches = int_arg("num_branches", num_branches)
+        groups = optional_int_arg("groups", groups)
+        g = math.gcd(channels, 32) if groups is None else divisor_arg("groups", groups,
+                                                                      "channels", channels)
         d = reduced_channels(channels, rd_ratio, rd_channels)
+        rd_min = int_arg("rd_min", rd_min)
         d = d if rd_channels is not None else max(d, rd_min)
         self.channels, self.num_branches = channels, num_branches
         self.branches = nn.ModuleList(

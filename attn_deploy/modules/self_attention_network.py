@@ -26,8 +26,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules._local_windows import local_windows
+from attn_deploy.modules.arg_checks import choice_arg, divisor_arg, int_arg, optional_int_arg
 from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
@@ -52,15 +52,13 @@ class SelfAttentionNetwork(nn.Module):
                  rel_channels: int | None = None, share_planes: int = 8,
                  kernel_size: int = 7, mode: str = "pairwise"):
         super().__init__()
-        out_channels = out_channels or channels
-        rel = rel_channels or max(1, channels // 16)
-        if mode not in MODES:
-            raise AttnDeployError(f"mode must be one of {MODES}, got {mode!r}")
-        if share_planes < 1 or out_channels % share_planes:
-            raise AttnDeployError(f"out_channels ({out_channels}) must be divisible by "
-                                  f"share_planes ({share_planes})")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise AttnDeployError(f"kernel_size must be a positive odd int, got {kernel_size}")
+        channels = int_arg("channels", channels)
+        out_channels = optional_int_arg("out_channels", out_channels) or channels
+        rel = optional_int_arg("rel_channels", rel_channels) or max(1, channels // 16)
+        mode = choice_arg("mode", mode, MODES)
+        share_planes = divisor_arg("share_planes", int_arg("share_planes", share_planes),
+                                   "out_channels", out_channels)
+        kernel_size = int_arg("kernel_size", kernel_size, odd=True)
         wc, k2 = out_channels // share_planes, kernel_size ** 2
         self.channels, self.out_channels, self.kernel_size, self.mode = (
             channels, out_channels, kernel_size, mode)

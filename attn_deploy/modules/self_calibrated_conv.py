@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import divisor_arg, int_arg
 from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
@@ -35,15 +36,13 @@ def _conv_bn(channels: int, groups: int) -> nn.Sequential:
 class SelfCalibratedConv(nn.Module):
     def __init__(self, channels: int = 64, pooling_r: int = 4, groups: int = 1):
         super().__init__()
-        if channels < 2 or channels % 2:
+        channels = int_arg("channels", channels, min=2)
+        if channels % 2:
             raise AttnDeployError(f"channels: expected an even int >= 2 (split in two halves), "
                                   f"got {channels}")
         half = channels // 2
-        if groups < 1 or half % groups:
-            raise AttnDeployError(f"groups: expected a divisor of channels / 2 = {half}, "
-                                  f"got {groups}")
-        if pooling_r < 1:
-            raise AttnDeployError(f"pooling_r must be >= 1, got {pooling_r}")
+        groups = divisor_arg("groups", int_arg("groups", groups), "channels / 2", half)
+        pooling_r = int_arg("pooling_r", pooling_r)
         self.pooling_r = pooling_r
         self.k1 = _conv_bn(half, groups)
         self.k2 = nn.Sequential(nn.AvgPool2d(pooling_r, pooling_r), _conv_bn(half, groups))

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.multi_head_attention import check_sequence
+from attn_deploy.modules.arg_checks import bool_arg, choice_arg, int_arg
+from attn_deploy.modules.layers import check_sequence
 from attn_deploy.modules.registry import register
 
 MODES = ("soft", "hard")
@@ -32,8 +33,9 @@ class ShowAttendTell(nn.Module):
     def __init__(self, dim: int = 64, hidden_dim: int = 32, attn_dim: int = 32,
                  mode: str = "soft", selector: bool = True):
         super().__init__()
-        if mode not in MODES:
-            raise AttnDeployError(f"mode: expected one of {list(MODES)}, got {mode!r}")
+        dim, hidden_dim = int_arg("dim", dim), int_arg("hidden_dim", hidden_dim)
+        attn_dim, mode = int_arg("attn_dim", attn_dim), choice_arg("mode", mode, MODES)
+        selector = bool_arg("selector", selector)
         self.dim, self.hidden_dim, self.mode = dim, hidden_dim, mode
         self.w_a = nn.Linear(dim, attn_dim)
         self.w_h = nn.Linear(hidden_dim, attn_dim, bias=False)

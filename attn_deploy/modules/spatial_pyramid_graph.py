@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import int_arg
 from attn_deploy.modules.layers import check_nchw, reduced_channels
 from attn_deploy.modules.registry import register
 
@@ -60,8 +61,7 @@ class SpatialPyramidGraphReasoning(nn.Module):
     def __init__(self, channels: int = 64, rd_ratio: float = 1 / 2,
                  rd_channels: int | None = None, levels: int = 3):
         super().__init__()
-        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
-            raise AttnDeployError(f"levels: expected an int >= 1, got {levels!r}")
+        levels = int_arg("levels", levels)
         rd = reduced_channels(channels, rd_ratio, rd_channels)
         self.channels = channels
         self.levels = nn.ModuleList(CoordinateGraphReasoning(channels, rd) for _ in range(levels))

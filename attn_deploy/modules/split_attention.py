@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.modules.arg_checks import int_arg
 from attn_deploy.modules.layers import check_nchw, create_act, reduced_channels
 from attn_deploy.modules.registry import register
 
@@ -49,14 +50,13 @@ class SplitAttention(nn.Module):
                  kernel_size: int = 3, rd_ratio: float = 1 / 4, rd_channels: int | None = None,
                  rd_min: int = 32, act_layer="relu"):
         super().__init__()
-        if radix < 1 or cardinality < 1:
-            raise AttnDeployError(f"radix and cardinality must be >= 1, got radix={radix}, "
-                                  f"cardinality={cardinality}")
+        channels = int_arg("channels", channels)
+        radix, cardinality = int_arg("radix", radix), int_arg("cardinality", cardinality)
         if channels % (radix * cardinality):
-            raise AttnDeployError(f"channels must be divisible by radix * cardinality "
+            raise AttnDeployError(f"channels: expected a multiple of radix * cardinality "
                                   f"({radix} * {cardinality}), got {channels}")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise AttnDeployError(f"kernel_size must be a positive odd number, got {kernel_size}")
+        kernel_size = int_arg("kernel_size", kernel_size, odd=True)
+        rd_min = int_arg("rd_min", rd_min)
         if rd_channels is None:
             rd = max(reduced_channels(channels * radix, rd_ratio, None), rd_min)
             rd = -(-rd // cardinality) * cardinality

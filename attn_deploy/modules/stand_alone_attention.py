@@ -28,6 +28,7 @@ from torch import nn
 
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.modules._local_windows import local_windows, window_validity
+from attn_deploy.modules.arg_checks import int_arg, optional_int_arg
 from attn_deploy.modules.layers import check_nchw
 from attn_deploy.modules.registry import register
 
@@ -36,13 +37,14 @@ class StandAloneAttention(nn.Module):
     def __init__(self, channels: int = 32, out_channels: int | None = None,
                  kernel_size: int = 7, num_heads: int = 4):
         super().__init__()
-        out_channels = out_channels or channels
-        if num_heads < 1 or out_channels % num_heads or (out_channels // num_heads) % 2:
+        channels = int_arg("channels", channels)
+        out_channels = optional_int_arg("out_channels", out_channels) or channels
+        num_heads = int_arg("num_heads", num_heads)
+        if out_channels % num_heads or (out_channels // num_heads) % 2:
             raise AttnDeployError(
-                f"out_channels ({out_channels}) must split into num_heads ({num_heads}) heads "
-                "of even width (half for row, half for column embeddings)")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise AttnDeployError(f"kernel_size must be a positive odd int, got {kernel_size}")
+                f"num_heads: expected to split out_channels ({out_channels}) into heads of even "
+                f"width (half for row, half for column embeddings), got {num_heads}")
+        kernel_size = int_arg("kernel_size", kernel_size, odd=True)
         self.channels, self.kernel_size, self.num_heads = channels, kernel_size, num_heads
         self.head_dim = out_channels // num_heads
         self.query = nn.Conv2d(channels, out_channels, 1, bias=False)

@@ -29,13 +29,17 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.modules.multi_head_attention import check_sequence
+from attn_deploy.modules.arg_checks import bool_arg, divisor_arg, int_arg, int_tuple_arg
+from attn_deploy.modules.layers import check_sequence
 from attn_deploy.modules.registry import register
 
 COMPONENTS = ("dense", "random", "factorized_dense", "factorized_random", "dot")
 
 
 def parse_mode(mode: str) -> tuple[str, ...]:
+    if not isinstance(mode, str):
+        raise AttnDeployError(f"mode: expected components from {list(COMPONENTS)} joined by "
+                              f"'+', got {mode!r} ({type(mode).__name__})")
     parts = tuple(p.strip() for p in mode.split("+"))
     bad = [p for p in parts if p not in COMPONENTS]
     if bad or len(set(parts)) != len(parts):
@@ -55,10 +59,13 @@ class Synthesizer(nn.Module):
                  dense_factors: tuple[int, int] | None = None, qkv_bias: bool = True):
         super().__init__()
         self.parts = parse_mode(mode)
-        if dim % num_heads:
-            raise AttnDeployError(f"num_heads: expected a divisor of dim={dim}, got {num_heads}")
-        if max_len < 1:
-            raise AttnDeployError(f"max_len: expected >= 1, got {max_len}")
+        dim = int_arg("dim", dim)
+        num_heads = divisor_arg("num_heads", int_arg("num_heads", num_heads), "dim", dim)
+        max_len, factor_rank = int_arg("max_len", max_len), int_arg("factor_rank", factor_rank)
+        random_trainable = bool_arg("random_trainable", random_trainable)
+        qkv_bias = bool_arg("qkv_bias", qkv_bias)
+        if dense_factors is not None:
+            dense_factors = int_tuple_arg("dense_factors", dense_factors, length=2)
         self.dim, self.num_heads, self.max_len = dim, num_heads, max_len
         self.head_dim = dim // num_heads
         h, l = num_heads, max_len
