@@ -256,17 +256,17 @@ def test_split_attn_matches_reference(radix, cardinality, channels, shape_hw):
 # ---- errors -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("key,config,match", [
-    ("eca", {"kernel_size": 4}, "kernel_size must be a positive odd number"),
-    ("eca", {"channels": 0}, "channels must be >= 1"),
+    ("eca", {"kernel_size": 4}, "kernel_size: expected None or an odd int >= 1, got 4"),
+    ("eca", {"channels": 0}, "channels: expected an int >= 1, got 0"),
     ("cbam", {"spatial_kernel_size": 6}, "spatial_kernel_size"),
     ("cbam", {"rd_ratio": 2.0}, "rd_ratio"),
-    ("bam", {"dilation": 0}, "dilation must be >= 1"),
+    ("bam", {"dilation": 0}, "bam: dilation: expected an int >= 1"),
     ("gc", {"fusion": "concat"}, "fusion: expected one of"),
-    ("sk", {"groups": 5}, r"groups must be >= 1 and divide channels \(64\), got 5"),
+    ("sk", {"groups": 5}, "groups: expected a divisor of channels = 64, got 5"),
     ("sk", {"num_branches": 0}, "num_branches"),
-    ("split_attn", {"channels": 30, "radix": 4}, r"divisible by radix \* cardinality"),
+    ("split_attn", {"channels": 30, "radix": 4}, r"channels: expected a multiple of radix \* cardinality"),
     ("split_attn", {"cardinality": 2, "rd_channels": 33}, "rd_channels must be divisible"),
-    ("split_attn", {"radix": 0}, "radix and cardinality must be >= 1"),
+    ("split_attn", {"radix": 0}, "radix: expected an int >= 1, got 0"),
 ])
 def test_bad_arguments_raise_clear_errors(key, config, match):
     with pytest.raises(AttnDeployError, match=match):

@@ -150,11 +150,12 @@ def test_blocks_train(key):
 
 
 @pytest.mark.parametrize("key,kwargs,message", [
-    ("cca", dict(recurrence=0), "recurrence: expected an integer >= 1, got 0"),
-    ("cca", dict(rd_ratio=2.0), "rd_ratio must be in (0, 1]"),
-    ("carafe", dict(up_kernel=4), "up_kernel: expected an odd integer >= 1, got 4"),
-    ("carafe", dict(scale_factor=0), "scale_factor: expected an integer >= 1, got 0"),
-    ("carafe", dict(channels=64, up_group=3), "up_group: must divide channels (64), got 3"),
+    ("cca", dict(recurrence=0), "cca: recurrence: expected an int >= 1, got 0"),
+    ("cca", dict(rd_ratio=2.0), "rd_ratio: expected a finite number in (0, 1], got 2.0"),
+    ("carafe", dict(up_kernel=4), "up_kernel: expected an odd int >= 1, got 4"),
+    ("carafe", dict(scale_factor=0), "scale_factor: expected an int >= 1, got 0"),
+    ("carafe", dict(channels=64, up_group=3), "up_group: expected a divisor of channels = 64, "
+                                              "got 3"),
 ])
 def test_bad_configuration_raises(key, kwargs, message):
     with pytest.raises(AttnDeployError) as err:

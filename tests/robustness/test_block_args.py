@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import attn_deploy as ad
@@ -74,7 +74,8 @@ _NOT_AN_INT = st.one_of(st.text(max_size=4), st.floats(), st.booleans(),
                         st.integers(max_value=-1))
 
 
-@settings(derandomize=True, max_examples=150, deadline=None, database=None)
+@settings(derandomize=True, max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(param=st.sampled_from(_INT_PARAMS), value=_NOT_AN_INT)
 def test_non_int_sizes_never_reach_a_spec_or_a_block(param, value):
     key, name = param
