@@ -204,14 +204,27 @@ def add_commands(sub) -> None:
                    help="callable returning the nn.Module, e.g. mypkg.nets:build_segmenter")
     g.add_argument("--kwargs", metavar="JSON", help="keyword arguments for the factory")
     g.add_argument("--checkpoint", metavar="FILE",
-                   help="state_dict to load (read with torch.load(weights_only=True))")
+                   help="weights to load: a state_dict or a training checkpoint (mmengine, "
+                        "Lightning, {'model': ...}); read without running code from the file")
+    g.add_argument("--checkpoint-key", metavar="KEY",
+                   help="the checkpoint entry holding the weights, e.g. ema_state_dict "
+                        "(default: the top level, else state_dict, model_state_dict, model)")
+    g.add_argument("--ema", action="store_true",
+                   help="load the EMA weights (ema_state_dict, state_dict_ema, model_ema, ema)")
+    g.add_argument("--checkpoint-prefix", metavar="PREFIX",
+                   help="strip exactly this key prefix, e.g. 'model.' ('' for none; default: "
+                        "the wrapper prefix that matches most keys, reported)")
+    g.add_argument("--allow-unexpected-keys", action="store_true",
+                   help="load a checkpoint with keys the model lacks (listed), e.g. a "
+                        "detector's heads when exporting its backbone and neck")
     g.add_argument("--input", action="append", metavar="NAME:SHAPE[:DTYPE]",
                    help="an input and its example shape, e.g. image:2x3x64x64; repeat per input")
     g.add_argument("--dynamic", action="append", metavar="NAME:AXIS=SYMBOL[,..]",
                    help="dynamic axes, e.g. image:0=N,2=H,3=W; inputs sharing a symbol "
                         "share the size")
     g.add_argument("--multiple", action="append", metavar="SYMBOL=INT",
-                   help="a dynamic size must be a multiple of INT, e.g. H=32")
+                   help="a dynamic size must be a multiple of INT, e.g. H=64,W=64 for an "
+                        "FPN whose top-down path crops odd sizes (mmdet pads to 64 too)")
     g.add_argument("--output-names", nargs="+", metavar="NAME",
                    help="output names (default output, or output_0, output_1, ...)")
     g.add_argument("--shapes", action="append", metavar="NAME:DxDx..[,..]",
@@ -225,7 +238,7 @@ def add_commands(sub) -> None:
     g.add_argument("--engine-precision", choices=("fp32", "fp16"), default=None,
                    help="engine precision (default fp32)")
     g = p.add_argument_group("recipe (--recipe) and validation")
-    g.add_argument("--recipe", metavar="FILE", help="export recipe, e.g. export/ccnet_small.toml")
+    g.add_argument("--recipe", metavar="FILE", help="export recipe, e.g. export/ccnet_resnet.toml")
     g.add_argument("--runtimes", nargs="+", choices=RUNTIMES, metavar="RUNTIME",
                    help="runtimes to validate on (default: all present)")
     g.add_argument("--no-validate", action="store_true", help="export only")

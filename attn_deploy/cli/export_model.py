@@ -14,12 +14,16 @@ from attn_deploy.errors import AttnDeployError
 # export options that only mean something for a registered block
 _BLOCK_ONLY = ("static", "dims")
 # options that only mean something with --model
-_MODEL_ONLY = ("kwargs", "checkpoint", "input", "dynamic", "multiple", "output_names",
+_MODEL_ONLY = ("kwargs", "checkpoint", "checkpoint_key", "ema", "checkpoint_prefix",
+               "allow_unexpected_keys", "input", "dynamic", "multiple", "output_names",
                "shapes", "engine", "engine_precision")
+# options that only mean something with --checkpoint
+_CHECKPOINT_ONLY = ("checkpoint_key", "ema", "checkpoint_prefix", "allow_unexpected_keys")
 
 
 def _refuse(args, names, why: str) -> None:
-    given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None)]
+    given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None) not in
+             (None, False, [])]
     if given:
         raise AttnDeployError(f"{', '.join(given)}: {why}")
 
@@ -65,6 +69,7 @@ def _shapes_to_dims(inputs, texts: list[str]) -> list[dict[str, int]]:
 def export_user_model(args, progress: Callable[[str], None],
                       print_validation: Callable) -> int:
     """Run ``export --model`` or ``export --recipe``; returns the exit code."""
+    from attn_deploy.deploy.checkpoint import CheckpointOptions, load_checkpoint
     from attn_deploy.deploy.engine_step import engine_profile
     from attn_deploy.deploy.pipeline import deploy_model, run_recipe
     from attn_deploy.deploy.recipe import load_recipe
@@ -88,6 +93,8 @@ def export_user_model(args, progress: Callable[[str], None],
         progress(f"recipe {recipe.path}: {recipe.factory}")
         result = run_recipe(recipe, output=args.output, runtimes=runtimes,
                             validate=not args.no_validate, progress=progress)
+        if result.checkpoint is not None:
+            print(result.checkpoint)
     else:
         if not args.output:
             raise AttnDeployError("export --model: -o/--output FILE is required")
@@ -106,7 +113,13 @@ def export_user_model(args, progress: Callable[[str], None],
         dims = check_dims(inputs, dims, "--input sizes", multiples)
         shapes = _shapes_to_dims(inputs, args.shapes) if args.shapes else \
             ([dims, alternate_dims(dims, multiples)] if dims else [dims])
-        model = build_model(args.model, kwargs, args.checkpoint)
+        if not args.checkpoint:
+            _refuse(args, _CHECKPOINT_ONLY, "only with --checkpoint")
+        model = build_model(args.model, kwargs)
+        if args.checkpoint:
+            options = CheckpointOptions(args.checkpoint_key, args.ema, args.checkpoint_prefix,
+                                        args.allow_unexpected_keys)
+            print(load_checkpoint(model, args.checkpoint, options))
         output = Path(args.output)
         result = deploy_model(
             model, output, inputs, dims, None if args.no_validate else shapes,

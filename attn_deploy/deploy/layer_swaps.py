@@ -25,12 +25,22 @@ Recognised, by parameter layout and attributes (mmcv is never imported):
   (measured with torch 2.13: max abs error 0.4 for output size 3, 0.37 for (1, None) at a second
   input size). Becomes :class:`attn_deploy.modules.adaptive_pool.AdaptivePool2d`. Global pooling
   to (1, 1) exports correctly and is kept. Max pooling with ``return_indices`` is skipped.
+
+Original key names stay loadable: a swapped layer accepts the state_dict keys of the layer it
+replaced through a load_state_dict pre-hook (:class:`OriginalKeys`), so a checkpoint of the
+original model loads the same before or after ``deployable()``. Criss-cross attention renames
+``query_conv``/``key_conv``/``value_conv`` to ``query``/``key``/``value`` and mmcv's ``Scale``
+(``gamma.scale``, a 0-d tensor) to the one-element ``gamma``, and fills the biases an original
+without them lacks with zeros; CARAFE keeps mmcv's names; pooling has no weights.
+:func:`rename_original_keys` applies the same renames to a whole state_dict up front (the
+checkpoint loader uses it to report missing and unexpected keys before loading).
 """
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping, MutableMapping
 
 import torch
 from torch import nn
@@ -62,6 +72,61 @@ class DeployReport:
                   for s in self.swaps]
         lines += [f"  kept {s.path or '<model>'}: {s.original} ({s.reason})" for s in self.skipped]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class OriginalKeys:
+    """The key names of the layer a swap replaced: ``renames`` (old local name -> new local
+    name) and ``zeros`` (new local names the old layout lacks, filled with zeros when a
+    state_dict in the old layout is loaded: biases the original convs did not have)."""
+
+    renames: Mapping[str, str]
+    zeros: tuple[str, ...] = ()
+
+    def apply(self, module: nn.Module, state: MutableMapping, prefix: str) -> int:
+        """Rename ``prefix + old`` keys of ``state`` in place (reshaping a value to the new
+        parameter's shape when only the shape's form differs, 0-d -> [1]); returns how many
+        keys were renamed."""
+        own = dict(module.named_parameters()) | dict(module.named_buffers())
+        present = [old for old in self.renames if prefix + old in state]
+        count = 0
+        for old in present:
+            new = self.renames[old]
+            value = state.pop(prefix + old)
+            target = own.get(new)
+            if isinstance(value, torch.Tensor) and target is not None and \
+                    value.shape != target.shape and value.numel() == target.numel():
+                value = value.reshape(target.shape)
+            state[prefix + new] = value
+            count += old != new
+        if count:
+            for new in self.zeros:
+                if prefix + new not in state and new in own:
+                    state[prefix + new] = torch.zeros_like(own[new])
+        return count
+
+
+def _original_keys_hook(keys: OriginalKeys, module, state_dict, prefix, *_) -> None:
+    keys.apply(module, state_dict, prefix)
+
+
+def accept_original_keys(module: nn.Module, keys: OriginalKeys) -> nn.Module:
+    """Make ``module.load_state_dict`` (and any parent's) accept the original names in
+    ``keys``; :func:`rename_original_keys` finds them too."""
+    module._attn_deploy_original_keys = keys
+    module.register_load_state_dict_pre_hook(functools.partial(_original_keys_hook, keys))
+    return module
+
+
+def rename_original_keys(model: nn.Module, state: Mapping) -> tuple[dict, int]:
+    """``(state with the original key names of every swapped layer in model renamed, count)``;
+    ``state`` itself is left as it is."""
+    out, count = dict(state), 0
+    for name, module in model.named_modules():
+        keys = getattr(module, "_attn_deploy_original_keys", None)
+        if isinstance(keys, OriginalKeys):
+            count += keys.apply(module, out, f"{name}." if name else "")
+    return out, count
 
 
 def _is_conv1x1(m: object) -> bool:
@@ -110,6 +175,15 @@ def _swap_criss_cross(m: nn.Module) -> tuple[nn.Module, str]:
                                 else torch.zeros(conv.out_channels))
     state["gamma"] = _gamma_value(m)
     block.load_state_dict(state, strict=True)
+    renames = {f"{src}.{p}": f"{dst}.{p}" for src, dst in (("query_conv", "query"),
+                                                            ("key_conv", "key"),
+                                                            ("value_conv", "value"))
+               for p in ("weight", "bias")}
+    renames["gamma.scale" if isinstance(m.gamma, nn.Module) else "gamma"] = "gamma"
+    zeros = tuple(f"{dst}.bias" for src, dst in (("query_conv", "query"), ("key_conv", "key"),
+                                                  ("value_conv", "value"))
+                  if getattr(m, src).bias is None)
+    accept_original_keys(block, OriginalKeys(renames, zeros))
     return block, "block cca (recurrence=1)"
 
 
@@ -137,7 +211,7 @@ def _swap_carafe_pack(m: nn.Module) -> tuple[nn.Module, str]:
                    up_kernel=m.up_kernel, up_group=m.up_group,
                    encoder_kernel=enc.kernel_size[0], encoder_dilation=enc.dilation[0],
                    compressed_channels=comp.out_channels)
-    block.load_state_dict(m.state_dict(), strict=True)
+    block.load_state_dict(m.state_dict(), strict=True)  # mmcv's key names: nothing to rename
     return block, (f"block carafe (scale {m.scale_factor}, k_up {m.up_kernel}, "
                    f"groups {m.up_group})")
 

@@ -31,6 +31,7 @@ class DeployResult:
     validation: object | None = None           # attn_deploy.harness.Validation
     engine: EngineStep = field(default_factory=lambda: EngineStep("not asked"))
     swap_check: str = ""                       # original vs swapped model, when layers changed
+    checkpoint: object | None = None           # attn_deploy.deploy.CheckpointReport, if loaded
 
     @property
     def passed(self) -> bool:
@@ -198,10 +199,17 @@ def check_swaps(original: nn.Module, swapped: nn.Module, example) -> str:
 def run_recipe(recipe, *, output: str | Path | None = None,
                runtimes: Sequence[str] | None = None, validate: bool = True,
                progress: Progress | None = None) -> DeployResult:
-    """Everything a recipe says: build the model, export, validate, engine."""
+    """Everything a recipe says: build the model, load its checkpoint, export, validate,
+    engine."""
+    from attn_deploy.deploy.checkpoint import load_checkpoint
     from attn_deploy.deploy.user_model import build_model
 
-    model = build_model(recipe.factory, recipe.kwargs, recipe.checkpoint)
+    model = build_model(recipe.factory, recipe.kwargs)
+    loaded = None
+    if recipe.checkpoint is not None:
+        loaded = load_checkpoint(model, recipe.checkpoint, recipe.checkpoint_options)
+        if progress:
+            progress(f"loaded {recipe.checkpoint} ({loaded.loaded} tensors)")
     output = Path(output) if output is not None else recipe.output
     output.parent.mkdir(parents=True, exist_ok=True)
     engine = None
@@ -210,7 +218,7 @@ def run_recipe(recipe, *, output: str | Path | None = None,
         engine = engine_profile(t["engine"], t.get("precision", "fp32"), recipe.dims,
                                 recipe.shapes, low=t.get("min"), opt=t.get("opt"),
                                 high=t.get("max"))
-    return deploy_model(
+    result = deploy_model(
         model, output, recipe.inputs, recipe.dims, recipe.shapes if validate else None,
         output_names=recipe.output_names, swap_layers=recipe.deployable, opset=recipe.opset,
         flavor=recipe.flavor, multiples=recipe.multiples, min_dims=recipe.min_dims,
@@ -218,3 +226,5 @@ def run_recipe(recipe, *, output: str | Path | None = None,
         precision=recipe.precision, rtol=recipe.rtol(), engine=engine,
         metadata={"attn_deploy_recipe": recipe.name, "attn_deploy_model": recipe.factory},
         progress=progress, seed=recipe.seed)
+    result.checkpoint = loaded
+    return result

@@ -1,9 +1,14 @@
 """Export recipes: a TOML file that says how to export, validate and build one model.
 
     [model]
-    factory = "attn_deploy.deploy.examples:ccnet_small"   # package.module:callable
-    kwargs = { num_classes = 5 }                           # optional
-    checkpoint = "weights.pt"                              # optional state_dict (weights_only)
+    factory = "attn_deploy.deploy.reference_networks:fpn_carafe_resnet"  # package.module:callable
+    kwargs = { out_channels = 256 }                        # optional
+    checkpoint = "epoch_12.pth"                            # optional: a state_dict or a training
+                                                           # checkpoint (mmengine, Lightning, ...)
+    checkpoint_key = "ema_state_dict"                      # optional: the entry with the weights
+    ema = false                                            # optional: take the EMA weights
+    checkpoint_prefix = "model."                           # optional: strip exactly this prefix
+    allow_unexpected_keys = true                           # optional: ignore (listed) extra keys
     deployable = true                                      # swap non-exportable layers (default)
 
     [inputs]                                               # name -> shape template
@@ -12,26 +17,29 @@
     image = "float32"
 
     [export]
-    output = "build/ccnet_small.onnx"                      # relative to the working directory
-    outputs = ["logits"]                                   # output names (default output[_i])
+    output = "build/fpn.onnx"                              # relative to the working directory
+    outputs = ["p2", "p3", "p4", "p5", "p6"]               # output names (default output[_i])
     opset = 18
     flavor = "default"                                     # default | tensorrt | plain
-    dims = { N = 2, H = 64, W = 64 }                       # example sizes for the export
-    multiples = { H = 8, W = 8 }                           # optional; also min_dims, max_dims
+    dims = { N = 2, H = 128, W = 192 }                     # example sizes for the export
+    multiples = { H = 64, W = 64 }                         # optional: sizes must be multiples
+                                                           # (also min_dims, max_dims)
 
     [validate]
-    shapes = [{ N = 2, H = 64, W = 64 }, { N = 3, H = 40, W = 72 }]   # two or more
+    shapes = [{ N = 2, H = 128, W = 192 }, { N = 1, H = 320, W = 128 }]   # two or more
     runtimes = ["ort-cpu", "onnx-reference", "tensorrt"]  # optional; absent ones are skipped
     precision = "fp32"
     tolerances = { fp32 = 1e-5, fp16 = 1e-2 }              # relative L2 per precision
 
     [tensorrt]                                             # optional: engine where TensorRT is
-    engine = "build/ccnet_small.engine"
+    engine = "build/fpn.engine"
     precision = "fp16"                                     # fp32 | fp16
-    min = { N = 1, H = 32, W = 32 }                        # optimization profile per symbol
-    opt = { N = 2, H = 64, W = 64 }
-    max = { N = 4, H = 128, W = 128 }
+    min = { N = 1, H = 64, W = 64 }                        # optimization profile per symbol
+    opt = { N = 2, H = 832, W = 1216 }
+    max = { N = 4, H = 1344, W = 1344 }
 
+A model whose export needs sizes of a given multiple (a branch on the sizes, such as an FPN that
+crops odd levels) says so in ``multiples``; every size in the recipe is checked against it.
 Unknown tables or keys are refused (a typo must not silently fall back to a default).
 """
 from __future__ import annotations
@@ -40,11 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from attn_deploy.deploy.checkpoint import CheckpointOptions
 from attn_deploy.deploy.input_args import InputSpec, check_dims, inputs_from_templates
 from attn_deploy.errors import AttnDeployError
 
 _SCHEMA: dict[str, set[str]] = {
-    "model": {"factory", "kwargs", "checkpoint", "deployable"},
+    "model": {"factory", "kwargs", "checkpoint", "checkpoint_key", "ema", "checkpoint_prefix",
+              "allow_unexpected_keys", "deployable"},
     "inputs": set(),  # free-form: input names
     "dtypes": set(),
     "export": {"output", "outputs", "opset", "flavor", "dims", "multiples", "min_dims",
@@ -65,6 +75,7 @@ class Recipe:
     shapes: list[dict[str, int]]
     kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: Path | None = None
+    checkpoint_options: CheckpointOptions = field(default_factory=CheckpointOptions)
     deployable: bool = True
     output_names: list[str] | None = None
     opset: int | None = None
@@ -147,6 +158,16 @@ def load_recipe(path: str | Path) -> Recipe:
     shapes = [check_dims(inputs, _int_map(s, f"{where} [validate] shapes"),
                          f"{where} [validate] shapes", multiples) for s in shapes]
     checkpoint = model.get("checkpoint")
+    for key, kind in (("checkpoint_key", str), ("checkpoint_prefix", str), ("ema", bool),
+                      ("allow_unexpected_keys", bool)):
+        if key in model and not isinstance(model[key], kind):
+            raise AttnDeployError(f"{where}: [model] {key} must be a {kind.__name__}, got "
+                                  f"{model[key]!r}")
+        if key in model and checkpoint is None:
+            raise AttnDeployError(f"{where}: [model] {key} needs a checkpoint")
+    options = CheckpointOptions(model.get("checkpoint_key"), model.get("ema", False),
+                                model.get("checkpoint_prefix"),
+                                model.get("allow_unexpected_keys", False))
     trt = tables["tensorrt"] or None
     if trt is not None and not isinstance(trt.get("engine"), str):
         raise AttnDeployError(f"{where}: [tensorrt] engine = \"path/to/model.engine\" is "
@@ -154,7 +175,7 @@ def load_recipe(path: str | Path) -> Recipe:
     return Recipe(
         path=path, factory=model["factory"], inputs=inputs, output=Path(export["output"]),
         dims=dims, shapes=shapes, kwargs=dict(model.get("kwargs", {})),
-        checkpoint=Path(checkpoint) if checkpoint else None,
+        checkpoint=Path(checkpoint) if checkpoint else None, checkpoint_options=options,
         deployable=bool(model.get("deployable", True)),
         output_names=list(export["outputs"]) if "outputs" in export else None,
         opset=export.get("opset"), flavor=export.get("flavor", "default"),

@@ -52,6 +52,9 @@ def test_explicit_validation_shapes(lookalikes, tmp_path, capsys):
      "--dims: only for a registered block"),
     (["export", "--recipe", "r.toml", "--input", "x:1x2"], "a recipe says this itself"),
     (["export", "se", "-o", "se.onnx", "--runtimes", "ort-cpu"], "only with --model or --recipe"),
+    (["export", "--model", MODEL, "-o", "x.onnx", "--input", "image:2x3x8x8", "--ema"],
+     "--ema: only with --checkpoint"),
+    (["export", "--recipe", "r.toml", "--checkpoint-key", "ema"], "a recipe says this itself"),
     (["export", "--model", MODEL, "--kwargs", "{bad", "-o", "x.onnx", "--input", "i:2x3"],
      "is not JSON"),
 ])
@@ -64,4 +67,4 @@ def test_pickled_checkpoint_is_refused_on_the_command_line(lookalikes, tmp_path,
     torch.save(lookalikes.user_net(), tmp_path / "whole.pt")
     assert main(["export", "--model", MODEL, "--checkpoint", str(tmp_path / "whole.pt"),
                  "--input", "image:2x3x8x8", "-o", str(tmp_path / "u.onnx")]) == 2
-    assert "holds pickled Python objects (deploy_lookalikes.UserNet)" in capsys.readouterr().err
+    assert "holds a pickled deploy_lookalikes.UserNet object" in capsys.readouterr().err

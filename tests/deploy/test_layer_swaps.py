@@ -106,3 +106,54 @@ def test_swap_check_compares_original_and_swapped(lookalikes):
         check_swaps(net, swapped, x)
     net.up.forward = lambda x: (_ for _ in ()).throw(RuntimeError("needs CUDA"))
     assert "not runnable here (RuntimeError: needs CUDA)" in check_swaps(net, swapped, x)
+
+
+def _randomised(module: nn.Module, seed: int) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return module
+
+
+def test_original_keys_load_before_or_after_swapping(lookalikes):
+    """A checkpoint of the original model (mmcv key names: query_conv, gamma.scale) gives the
+    same model whether it is loaded before deployable() or after."""
+    trained = _randomised(lookalikes.user_net(), 1)
+    state = trained.state_dict()
+    assert "cca.gamma.scale" in state and state["cca.gamma.scale"].dim() == 0
+    loaded_first = _randomised(lookalikes.user_net(), 2)
+    loaded_first.load_state_dict(state)
+    loaded_first, _ = ad.deployable(loaded_first)
+    swapped_first, _ = ad.deployable(_randomised(lookalikes.user_net(), 3))
+    assert "cca.query.weight" in swapped_first.state_dict()
+    swapped_first.load_state_dict(state, strict=True)  # old names, through the pre-hook
+    for key, value in loaded_first.state_dict().items():
+        assert torch.equal(swapped_first.state_dict()[key], value), key
+    x = torch.randn(2, 3, 9, 13)
+    with torch.no_grad():
+        for ref, a, b in zip(trained(x), loaded_first(x), swapped_first(x)):
+            assert torch.equal(a, b)
+            assert ((a - ref).norm() / ref.norm()).item() <= 1e-6
+
+
+def test_original_keys_of_a_bias_free_criss_cross_layer(lookalikes, tmp_path):
+    """Convs without bias and a Parameter gamma: the swapped block fills zero biases, and the
+    checkpoint loader reports the renamed keys."""
+    from attn_deploy.deploy.checkpoint import load_checkpoint
+
+    def bias_free(seed):
+        layer = lookalikes.CrissCrossAttention(16, gamma=0.4, gamma_as_scale=False)
+        for name in ("query_conv", "key_conv", "value_conv"):
+            old = getattr(layer, name)
+            setattr(layer, name, nn.Conv2d(old.in_channels, old.out_channels, 1, bias=False))
+        return _randomised(layer.eval(), seed)
+
+    layer = bias_free(4)
+    torch.save({"state_dict": layer.state_dict(), "meta": {}}, tmp_path / "cca.pth")
+    swapped, _ = ad.deployable(bias_free(5))
+    report = load_checkpoint(swapped, tmp_path / "cca.pth")
+    assert report.renamed == 3 and report.ok and not report.unexpected  # gamma keeps its name
+    assert "3 key(s) under the original names of swapped layers" in str(report)
+    assert torch.count_nonzero(swapped.query.bias) == 0
+    _check_same(layer, swapped, SIZES)
