@@ -23,12 +23,15 @@ _ORT_TYPES = {
 
 class OnnxRuntimeRunner(Runner):
     """Runs an ONNX file with one execution provider (falling back to CPU for unsupported
-    nodes, as ONNX Runtime does). ``threads`` sets intra-op threads (0 = ORT's default)."""
+    nodes, as ONNX Runtime does). ``threads`` sets intra-op threads (0 = ORT's default);
+    ``spinning=False`` stops idle ORT threads from spinning, which would steal the cores of
+    runtimes timed in between (benchmarks interleave them)."""
 
     def __init__(self, path: str | Path, provider: str = "cpu", threads: int = 0,
-                 provider_options: dict | None = None):
+                 provider_options: dict | None = None, spinning: bool = True):
         super().__init__()
         self.path, self.provider, self.threads = Path(path), provider, threads
+        self.spinning = spinning
         self.provider_options = provider_options or {}
         self.name = f"ort-{provider}"
         self.session = None
@@ -52,6 +55,9 @@ class OnnxRuntimeRunner(Runner):
         opts.log_severity_level = 3
         if self.threads:
             opts.intra_op_num_threads = self.threads
+        if not self.spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         providers = [(PROVIDERS[self.provider], self.provider_options)]
         if self.provider != "cpu":
             providers.append(("CPUExecutionProvider", {}))

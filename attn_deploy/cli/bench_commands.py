@@ -76,6 +76,52 @@ def _bench_file(path, args):
                          warmup=args.warmup, shapes=format_shapes(shapes))
 
 
+def _bench_recipe(path, args, workdir):
+    """A recipe's model (its checkpoint and layer swaps included) in PyTorch eager against its
+    exported file, at --shapes (default: the recipe's example sizes). ONNX Runtime's threads do
+    not spin: the runtimes are timed interleaved."""
+    from attn_deploy.backends import TorchRunner, availability, onnx_runner
+    from attn_deploy.deploy.checkpoint import load_checkpoint
+    from attn_deploy.deploy.export_command import shapes_to_dims
+    from attn_deploy.deploy.input_args import check_dims
+    from attn_deploy.deploy.layer_swaps import deployable
+    from attn_deploy.deploy.model_export import example_tensors, export_model
+    from attn_deploy.deploy.recipe import load_recipe
+    from attn_deploy.deploy.user_model import build_model
+    from attn_deploy.harness.bench import UnavailableRunner, bench_runners
+    from attn_deploy.harness.shapes import format_shapes
+
+    recipe = load_recipe(path)
+    dims = shapes_to_dims(recipe.inputs, [args.shapes])[0] if args.shapes else recipe.dims
+    dims = check_dims(recipe.inputs, dims, f"--shapes {args.shapes}", recipe.multiples)
+    model = build_model(recipe.factory, recipe.kwargs)
+    if recipe.checkpoint is not None:
+        load_checkpoint(model, recipe.checkpoint, recipe.checkpoint_options)
+    if recipe.deployable:
+        model, _ = deployable(model)
+    onnx_path, names = export_model(
+        model, Path(workdir) / f"{recipe.name}.onnx", recipe.inputs, recipe.dims,
+        output_names=recipe.output_names, opset=recipe.opset, flavor=recipe.flavor,
+        multiples=recipe.multiples, min_dims=recipe.min_dims, max_dims=recipe.max_dims)
+    feed = {s.name: t.numpy()
+            for s, t in zip(recipe.inputs, example_tensors(recipe.inputs, dims, seed=7))}
+    runners = []
+    for rt in args.runtimes:
+        ok, why = availability(rt)
+        if not ok:
+            runners.append(UnavailableRunner(rt, why))
+        elif rt.startswith("torch-"):
+            runners.append(TorchRunner(model, {s.name: (s.dtype, s.template)
+                                               for s in recipe.inputs}, names, device=rt[6:]))
+        elif rt.startswith("ort-"):
+            runners.append(onnx_runner(rt, onnx_path, spinning=False))
+        else:
+            runners.append(onnx_runner(rt, onnx_path, **(
+                {"precision": args.precision} if rt == "tensorrt" else {})))
+    return bench_runners(recipe.name, runners, feed, repeats=args.repeats, warmup=args.warmup,
+                         shapes=format_shapes({n: a.shape for n, a in feed.items()}))
+
+
 def _bench_targets(targets, args, workdir, results) -> None:
     from attn_deploy.modules.registry import list_modules
 
@@ -96,12 +142,16 @@ def cmd_bench(args) -> int:
     from attn_deploy.harness.report import write_bench
     from attn_deploy.modules.registry import list_modules
 
-    if args.all == bool(args.target):
-        raise AttnDeployError("bench: give a block key or an ONNX file, or --all")
+    if sum((args.all, bool(args.target), bool(args.recipe))) != 1:
+        raise AttnDeployError("bench: give a block key, an ONNX file, --recipe FILE or --all")
     targets = list_modules() if args.all else [args.target]
     results = []
     with tempfile.TemporaryDirectory(prefix="attn_deploy_bench_") as workdir:
-        _bench_targets(targets, args, workdir, results)
+        if args.recipe:
+            results.append(_bench_recipe(args.recipe, args, workdir))
+            _print_bench(results[-1])
+        else:
+            _bench_targets(targets, args, workdir, results)
     if args.out:
         paths = write_bench(results, settings(), args.out)
         print("wrote " + ", ".join(str(p) for p in paths))
@@ -146,6 +196,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("bench", help="latency per runtime, measured side by side")
     p.add_argument("target", nargs="?", help="block key or ONNX file")
     p.add_argument("--all", action="store_true", help="every registered block")
+    p.add_argument("--recipe", metavar="FILE",
+                   help="a recipe's model (checkpoint and swaps included), eager vs its export, "
+                        "e.g. export/ccnet_resnet.toml --shapes image:1x3x512x512")
     p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(BENCH_RUNTIMES),
                    metavar="RUNTIME", help="runtimes to time (default: all but onnx-reference)")
     p.add_argument("--shapes", metavar="NAME:DxDx..", help="input shapes (default: spec dims)")

@@ -36,7 +36,7 @@ def check_block_args(args) -> None:
             "`attn-deploy validate`)")
 
 
-def _shapes_to_dims(inputs, texts: list[str]) -> list[dict[str, int]]:
+def shapes_to_dims(inputs, texts: list[str]) -> list[dict[str, int]]:
     """--shapes image:3x3x40x72 (trtexec syntax) -> sizes per symbol, checked against the
     fixed axes."""
     from attn_deploy.harness.shapes import parse_shapes
@@ -111,7 +111,7 @@ def export_user_model(args, progress: Callable[[str], None],
             raise AttnDeployError(f"--multiple names {unknown}, which no --dynamic axis uses; "
                                   f"symbols: {sorted(dims)}")
         dims = check_dims(inputs, dims, "--input sizes", multiples)
-        shapes = _shapes_to_dims(inputs, args.shapes) if args.shapes else \
+        shapes = shapes_to_dims(inputs, args.shapes) if args.shapes else \
             ([dims, alternate_dims(dims, multiples)] if dims else [dims])
         if not args.checkpoint:
             _refuse(args, _CHECKPOINT_ONLY, "only with --checkpoint")

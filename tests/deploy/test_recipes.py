@@ -97,3 +97,19 @@ def test_engine_step_builds_with_the_recipe_profile(tmp_path, monkeypatch):
     assert kw["min_shapes"] == {"image": (1, 3, 64, 64)}
     assert kw["opt_shapes"] == {"image": (1, 3, 832, 1216)}
     assert kw["max_shapes"] == {"image": (2, 3, 1344, 1344)}
+
+
+def test_bench_recipe_times_eager_against_the_export(tmp_path, capsys):
+    recipe = _write(tmp_path, GOOD.replace('factory = "attn_deploy.deploy.reference_networks:'
+                                           'ccnet_resnet"', 'factory = "torch.nn:Conv2d"\n'
+                                           'kwargs = { in_channels = 3, out_channels = 4, '
+                                           'kernel_size = 3 }')
+                    .replace("[export]", "[export]\nmultiples = { W = 8 }"))
+    assert main(["bench", "--recipe", str(recipe), "--shapes", "image:1x3x20x24",
+                 "--runtimes", "torch-cpu", "ort-cpu", "--repeats", "3", "--warmup", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "r  image:1x3x20x24" in text and "ORT CPU / eager:" in text
+    assert [line.split()[0] for line in text.splitlines()[2:4]] == ["torch-cpu", "ort-cpu"]
+    assert main(["bench", "--recipe", str(recipe), "--shapes", "image:1x3x20x20"]) == 2
+    assert "W must be an integer >= 1 and a multiple of 8, got 20" in capsys.readouterr().err
+    assert main(["bench", "se", "--recipe", str(recipe)]) == 2
