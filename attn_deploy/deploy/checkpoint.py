@@ -120,10 +120,13 @@ def _shorten(items: list[str], n: int) -> str:
 
 
 def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
+    """torch.jit.save archives carry ``constants.pkl`` (what torch.load looks for as well)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n == "constants.pkl" or n.endswith("/constants.pkl")
+                       for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):  # not a zip (legacy format) or damaged: torch says
         return False
-    with zipfile.ZipFile(path) as z:
-        return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in z.namelist())
 
 
 def read_checkpoint(path: str | Path) -> tuple[Any, str, list[str]]:

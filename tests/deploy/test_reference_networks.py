@@ -91,9 +91,21 @@ def test_attention_layers_match_mmcv_semantics(lookalikes):
             assert all(_rel(o, r) <= 1e-6 for o, r in zip(outs, refs))
 
 
-def _ort(path, x):
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"image": x.numpy()})
+def _check_export(text, out, custom, trained, shape, capsys):
+    """The CLI's verdict (custom nodes, PASS on both CPU runtimes at ``shape``), then, on its
+    own, ONNX Runtime against the model that wrote the checkpoint, and trt-check for 10.3."""
+    assert f"custom: {custom}" in text and text.rstrip().endswith("PASS")
+    label = "image:" + "x".join(map(str, shape))
+    assert sum(1 for line in text.splitlines() if label in line and " pass " in line) == 2
+    x = torch.randn(shape)
+    with torch.no_grad():
+        refs = trained(x)
+    refs = [refs] if isinstance(refs, torch.Tensor) else list(refs)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    outs = session.run(None, {"image": x.numpy()})
+    assert len(outs) == len(refs) and all(_rel(o, r) <= 1e-5 for o, r in zip(outs, refs))
+    assert main(["trt-check", "--tensorrt", "10.3", str(out)]) == 0
+    assert "PASS" in capsys.readouterr().out
 
 
 def test_ccnet_from_an_mmengine_checkpoint_through_the_cli(tmp_path, capsys,
@@ -112,16 +124,7 @@ def test_ccnet_from_an_mmengine_checkpoint_through_the_cli(tmp_path, capsys,
     assert "mmengine layout, weights from entry 'state_dict'" in text
     assert "mmengine.logging.history_buffer.HistoryBuffer" in text and "never run" in text
     assert "missing 0, unexpected 0" in text and "deployable: nothing to replace" not in text
-    assert "custom: attn_deploy::CrissCrossAttention" in text and text.rstrip().endswith("PASS")
-    assert sum(1 for line in text.splitlines()
-               if "image:1x3x97x61" in line and " pass " in line) == 2
-    # the file holds the checkpoint's weights: ORT against the model that wrote it
-    x = torch.randn(1, 3, 97, 61)
-    with torch.no_grad():
-        ref = trained(x)
-    assert _rel(_ort(out, x)[0], ref) <= 1e-5
-    assert main(["trt-check", "--tensorrt", "10.3", str(out)]) == 0
-    assert "PASS" in capsys.readouterr().out
+    _check_export(text, out, "attn_deploy::CrissCrossAttention", trained, (1, 3, 97, 61), capsys)
 
 
 def test_fpn_recipe_from_an_mmengine_detector_checkpoint(tmp_path, capsys, mmengine_checkpoint):
@@ -142,17 +145,8 @@ def test_fpn_recipe_from_an_mmengine_detector_checkpoint(tmp_path, capsys, mmeng
     assert code == 0, text
     assert "unexpected keys (2): roi_head.bbox_head.fc_cls.bias, rpn_head.rpn_conv.weight" \
         in text and "missing 0" in text
-    assert "custom: attn_deploy::CARAFE" in text and text.rstrip().endswith("PASS")
-    # a multiple of 64 but an odd aspect (320 x 128), both CPU runtimes
-    assert sum(1 for line in text.splitlines()
-               if "image:1x3x320x128" in line and " pass " in line) == 2
-    x = torch.randn(1, 3, 128, 320)
-    with torch.no_grad():
-        refs = trained(x)
-    outs = _ort(out, x)
-    assert len(outs) == 5 and all(_rel(o, r) <= 1e-5 for o, r in zip(outs, refs))
-    assert main(["trt-check", "--tensorrt", "10.3", str(out)]) == 0
-    assert "PASS" in capsys.readouterr().out
+    # a multiple of 64 but an odd aspect (320 x 128)
+    _check_export(text, out, "attn_deploy::CARAFE", trained, (1, 3, 320, 128), capsys)
     # sizes that are not multiples of 64 are refused by the recipe, naming the multiple
     recipe.write_text(recipe.read_text().replace("H = 320", "H = 300"))
     with pytest.raises(AttnDeployError, match="H must be an integer >= 1 and a multiple of 64"):
