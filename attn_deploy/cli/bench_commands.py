@@ -82,10 +82,10 @@ def _bench_recipe(path, args, workdir):
     not spin: the runtimes are timed interleaved."""
     from attn_deploy.backends import TorchRunner, availability, onnx_runner
     from attn_deploy.deploy.checkpoint import load_checkpoint
-    from attn_deploy.deploy.export_command import shapes_to_dims
+    from attn_deploy.cli.export_model import shapes_to_dims
     from attn_deploy.deploy.input_args import check_dims
     from attn_deploy.deploy.layer_swaps import deployable
-    from attn_deploy.deploy.model_export import example_tensors, export_model
+    from attn_deploy.deploy.pipeline import example_tensors, export_model
     from attn_deploy.deploy.recipe import load_recipe
     from attn_deploy.deploy.user_model import build_model
     from attn_deploy.harness.bench import UnavailableRunner, bench_runners
