@@ -81,3 +81,64 @@ CASES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
 VALIDATE_CASES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "metadata asking for 2 TiB": (lambda g, o: _mutate(g, o, _huge_metadata), "GiB"),
 }
+
+
+COMMANDS = {
+    "validate": lambda f, tmp: ["validate", str(f), "--runtimes", "onnx-reference"],
+    "trt-check": lambda f, tmp: ["trt-check", str(f)],
+    "build-engine": lambda f, tmp: ["build-engine", str(f), "--cache-dir", str(tmp / "cache")],
+    "triton-repo": lambda f, tmp: ["triton-repo", str(f), "-o", str(tmp / "repo")],
+}
+CATEGORY = "ONNX file (validate, trt-check, build-engine, triton-repo)"
+
+
+def run_command(args: list[str]) -> tuple[int | None, str, str]:
+    """(exit code or None if an exception escaped, stdout, stderr) of the CLI, in process."""
+    import contextlib
+    import io
+    import traceback
+
+    from attn_deploy.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 2
+        except Exception:  # noqa: BLE001 - an escaping exception is the finding
+            traceback.print_exc()
+            code = None
+    return code, out.getvalue(), err.getvalue()
+
+
+def outcome(code, out: str, err: str, path: Path, fragment: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    if code is None:
+        return "traceback"
+    if code != 2 or "PASS" in out:
+        return "accepted"
+    clear = (len(lines) == 1 and lines[0].startswith("attn-deploy: error:")
+             and str(path) in lines[0] and fragment in lines[0])
+    return "clear error" if clear else "error without the name"
+
+
+def counts() -> dict[str, dict[str, int]]:
+    """Every case of CASES through every command (VALIDATE_CASES through validate), measured."""
+    import tempfile
+
+    import attn_deploy as ad
+    tally: dict[str, int] = {"tried": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        good = ad.export_block("se", tmp / "good.onnx")
+        runs = [(name, make, frag, cmd) for name, (make, frag) in CASES.items() for cmd in COMMANDS]
+        runs += [(name, make, frag, "validate") for name, (make, frag) in VALIDATE_CASES.items()]
+        for i, (name, make, fragment, command) in enumerate(runs):
+            work = tmp / f"case{i}"
+            (work / "repo").mkdir(parents=True)
+            bad = work / "bad.onnx"
+            make(good, bad)
+            result = outcome(*run_command(COMMANDS[command](bad, work)), bad, fragment)
+            tally["tried"] += 1
+            tally[result] = tally.get(result, 0) + 1
+    return {CATEGORY: tally}

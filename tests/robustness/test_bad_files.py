@@ -10,14 +10,7 @@ import attn_deploy as ad
 from attn_deploy.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bad_onnx_files import CASES, VALIDATE_CASES  # noqa: E402
-
-COMMANDS = {
-    "validate": lambda f, tmp: ["validate", str(f), "--runtimes", "onnx-reference"],
-    "trt-check": lambda f, tmp: ["trt-check", str(f)],
-    "build-engine": lambda f, tmp: ["build-engine", str(f), "--cache-dir", str(tmp / "cache")],
-    "triton-repo": lambda f, tmp: ["triton-repo", str(f), "-o", str(tmp / "repo")],
-}
+from bad_onnx_files import CASES, COMMANDS, VALIDATE_CASES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
