@@ -32,7 +32,10 @@ AD_HOST_DEVICE void crissCrossWeightsAt(const T* query, const T* key, const Cris
                                         int y, int x, float* weights, int64_t pStride) {
   using L = Lanes<P>;
   const int64_t plane = d.plane(), pixel = int64_t(y) * d.W + x;
-  const P masked = L::splat(-3.402823466e38f);  // lowest float: exp underflows to exactly 0
+  // The dead self slot and the running max start at -inf: exp(-inf - max) is exactly 0 for a
+  // finite max, and when every energy is -inf, exp(-inf - -inf) = NaN, the reference softmax's
+  // answer (a finite stand-in would give the dead slot all the weight: output = value).
+  const P masked = L::splat(-__builtin_huge_valf());
   weights += x;
   P maxEnergy = masked;
   for (int p = 0; p < d.H; ++p) {  // column (p, x)

@@ -1,11 +1,15 @@
-// CARAFE on the CPU: threads over output rows, SIMD packs over the pixels of a row, all through
-// the per-element functions of carafe_math.h that the CUDA kernels run. Packs read mask and
-// grad_output rows from a contiguous copy: in place, rows of neighbouring planes lie a power of
-// two apart, fall into one cache set and evict each other on every pixel. Row tails (P = float)
-// read them in place, with the GPU's addressing, so the CPU tests cover that too.
+// CARAFE on the CPU. Forward: its own loop nest (below), which loads each output pixel's k*k mask
+// values once and runs the channels innermost. Backward: threads over rows, SIMD packs over the
+// pixels of a row, through the per-element functions of carafe_math.h that the CUDA kernels run.
+// Its packs read mask and grad_output rows from a contiguous copy: in place, rows of neighbouring
+// planes lie a power of two apart, fall into one cache set and evict each other on every pixel.
+// Row tails (P = float) read them in place, with the GPU's addressing, so the CPU tests cover that
+// too.
 #include <ATen/Parallel.h>
 #include <c10/util/Half.h>
 
+#include <algorithm>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -13,39 +17,181 @@
 
 namespace attn_deploy {
 
+namespace {
+
+constexpr int L = kPackLanes;
+using Pack = Lanes<FloatPack>;
+
+// Zero-padded float copy of the features, [N*C, H + 2r, Wp] with Wp = ceil(W/L)*L + 2r: image
+// pixel (fy, fx) sits at (fy + r, fx + r). Every tap of every lane then reads memory: taps outside
+// the image read 0, so a NaN or Inf mask value there gives NaN as in the reference (0 * NaN), and
+// the lanes of the last pack that run past W read zeros, not a neighbour's pixels.
 template <typename T>
-void carafeForwardCpu(const T* features, const T* masks, T* output, const CarafeDims& d) {
-  const int outH = d.outH(), outW = d.outW(), taps = d.taps(), cpg = d.channelsPerGroup();
-  const int64_t outPlane = d.outPlane();
-  // One task = output row (n, y) of every channel; a group's k*k mask rows serve its C/G channels.
-  at::parallel_for(0, int64_t(d.N) * outH, grainRows(int64_t(d.C) * outW * taps),
-                   [&](int64_t begin, int64_t end) {
-    std::vector<float> maskRows(size_t(taps) * outW);
-    for (int64_t row = begin; row < end; ++row) {
-      const int n = int(row / outH), y = int(row % outH);
-      for (int g = 0; g < d.groupSize; ++g) {
-        const T* maskTaps = masks + (int64_t(n) * d.groupSize + g) * taps * outPlane +
-                            int64_t(y) * outW;  // &masks[n, g*k*k, y, 0]
-        for (int t = 0; t < taps; ++t) {
-          for (int x = 0; x < outW; ++x) {
-            maskRows[size_t(t) * outW + x] = toFloat(maskTaps[t * outPlane + x]);
-          }
-        }
-        for (int c = g * cpg; c < (g + 1) * cpg; ++c) {
-          const T* featurePlane = features + (int64_t(n) * d.C + c) * d.inPlane();
-          T* out = output + (int64_t(n) * d.C + c) * outPlane + int64_t(y) * outW;
-          forEachLanePack(outW, [&](auto lanes, int x) {
-            using P = typename decltype(lanes)::type;
-            if constexpr (std::is_same_v<P, float>) {
-              Lanes<P>::store(out + x,
-                              carafeOutputAt<P>(featurePlane, maskTaps, outPlane, d, y, x));
-            } else {
-              Lanes<P>::store(out + x,
-                              carafeOutputAt<P>(featurePlane, maskRows.data(), outW, d, y, x));
+void padFeatures(const T* features, float* padded, const CarafeDims& d, int Hp, int Wp) {
+  const int r = d.radius();
+  const int64_t paddedPlane = int64_t(Hp) * Wp;
+  at::parallel_for(0, int64_t(d.N) * d.C, grainRows(paddedPlane), [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      float* out = padded + plane * paddedPlane;
+      const T* in = features + plane * d.inPlane();
+      std::fill(out, out + int64_t(r) * Wp, 0.f);
+      for (int fy = 0; fy < d.H; ++fy) {
+        float* row = out + int64_t(fy + r) * Wp;
+        std::fill(row, row + r, 0.f);
+        for (int fx = 0; fx < d.W; ++fx) row[r + fx] = toFloat(in[int64_t(fy) * d.W + fx]);
+        std::fill(row + r + d.W, row + Wp, 0.f);
+      }
+      std::fill(out + int64_t(d.H + r) * Wp, out + paddedPlane, 0.f);
+    }
+  });
+}
+
+// Output phases: low-res pixel (iy, ix) feeds the s*s outputs (iy*s + dy, ix*s + dx), phase
+// p = dy*s + dx. A block of PB phases shares every feature load (PB = 4 covers s = 2 whole).
+inline int phaseBlock(int s) { return s == 1 ? 1 : (s % 2 == 0 ? 4 : (s % 3 == 0 ? 3 : 1)); }
+
+// Channels per block (each mask load serves them all): as many accumulators as the registers
+// hold, CB * PB of them, beside the CB feature and PB mask vectors.
+template <int PB>
+constexpr int channelBlock() {
+  return (L == 16 ? 16 : 8) / (PB == 1 ? 2 : 4);
+}
+
+// acc[b][p] = sum over the k*k taps of feature (channel b) * mask (phase p), for one pack of L
+// low-res pixels. rows = &padded[c0, iy, ix0] (the top-left tap of lane 0); masks [PB][k*k][L].
+template <int CB, int PB>
+inline __attribute__((always_inline)) void carafeAccumulate(const float* rows,
+                                                           int64_t channelStride, int Wp, int k,
+                                                           const float* masks,
+                                                           FloatPack (&acc)[CB][PB]) {
+  const int taps = k * k;
+  for (int b = 0; b < CB; ++b) {
+    for (int p = 0; p < PB; ++p) acc[b][p] = Pack::splat(0.f);
+  }
+  for (int i = 0; i < k; ++i) {
+    const float* row = rows + int64_t(i) * Wp;
+    for (int j = 0; j < k; ++j) {
+      FloatPack m[PB];
+      for (int p = 0; p < PB; ++p) m[p] = Pack::load(masks + (int64_t(p) * taps + i * k + j) * L);
+      for (int b = 0; b < CB; ++b) {
+        const FloatPack f = Pack::load(row + b * channelStride + j);
+        for (int p = 0; p < PB; ++p) acc[b][p] += f * m[p];
+      }
+    }
+  }
+}
+
+// Writes phases [p0, p0 + PB) of `valid` lanes to one output channel plane. s = 2 with all four
+// phases interleaves the dx pairs in registers (two full-width stores per output row); other
+// cases write lane by lane.
+template <int PB, typename T>
+inline void storePhases(const FloatPack (&acc)[PB], int p0, T* outPlane, const CarafeDims& d,
+                        int iy, int ix0, int valid) {
+  const int s = d.scaleFactor, outW = d.outW();
+  if constexpr (PB == 1) {
+    if (s == 1 && valid == L) {
+      Pack::store(outPlane + int64_t(iy) * outW + ix0, acc[0]);
+      return;
+    }
+  }
+  if constexpr (PB == 4) {
+    if (s == 2 && valid == L) {
+      IntPack low, high;  // lane l of the output row: phase dx = l % 2 of pixel l / 2
+      for (int l = 0; l < L; ++l) {
+        low[l] = l / 2 + (l % 2) * L;
+        high[l] = L / 2 + l / 2 + (l % 2) * L;
+      }
+      for (int dy = 0; dy < 2; ++dy) {
+        T* out = outPlane + int64_t(iy * 2 + dy) * outW + ix0 * 2;
+        Pack::store(out, __builtin_shuffle(acc[2 * dy], acc[2 * dy + 1], low));
+        Pack::store(out + L, __builtin_shuffle(acc[2 * dy], acc[2 * dy + 1], high));
+      }
+      return;
+    }
+  }
+  for (int p = 0; p < PB; ++p) {
+    const int dy = (p0 + p) / s, dx = (p0 + p) % s;
+    T* out = outPlane + int64_t(iy * s + dy) * outW + dx;
+    for (int l = 0; l < valid; ++l) out[int64_t(ix0 + l) * s] = fromFloat<T>(acc[p][l]);
+  }
+}
+
+template <int CB, int PB, typename T>
+inline void carafeChannels(int c0, int c1, const float* padded, int64_t paddedPlane, int Wp,
+                           const float* maskBlock, int p0, T* output, const CarafeDims& d, int n,
+                           int iy, int ix0, int valid) {
+  for (int c = c0; c + CB <= c1; c += CB) {
+    FloatPack acc[CB][PB];
+    const int64_t plane = int64_t(n) * d.C + c;
+    carafeAccumulate<CB, PB>(padded + plane * paddedPlane + int64_t(iy) * Wp + ix0, paddedPlane,
+                             Wp, d.kernelSize, maskBlock, acc);
+    for (int b = 0; b < CB; ++b) {
+      storePhases<PB>(acc[b], p0, output + (plane + b) * d.outPlane(), d, iy, ix0, valid);
+    }
+  }
+}
+
+// Output rows iy*s .. iy*s + s-1 of every channel, for the low-res rows [begin, end) of (n, iy).
+template <int PB, typename T>
+void carafeForwardRows(int64_t begin, int64_t end, const float* padded, int Hp, int Wp,
+                       const T* masks, T* output, const CarafeDims& d) {
+  constexpr int CB = channelBlock<PB>();
+  const int s = d.scaleFactor, taps = d.taps(), cpg = d.channelsPerGroup(), outW = d.outW();
+  const int64_t paddedPlane = int64_t(Hp) * Wp, outPlane = d.outPlane();
+  std::vector<float> maskBlock(static_cast<size_t>(PB) * taps * L);
+  for (int64_t row = begin; row < end; ++row) {
+    const int n = int(row / d.H), iy = int(row % d.H);
+    for (int g = 0; g < d.groupSize; ++g) {
+      const T* groupMasks = masks + (int64_t(n) * d.groupSize + g) * taps * outPlane;
+      for (int ix0 = 0; ix0 < d.W; ix0 += L) {
+        const int valid = d.W - ix0 < L ? d.W - ix0 : L;
+        for (int p0 = 0; p0 < s * s; p0 += PB) {
+          // Each mask value is read once: [phase][tap][lane], zero in lanes past W.
+          for (int p = 0; p < PB; ++p) {
+            const int dy = (p0 + p) / s, dx = (p0 + p) % s;
+            const T* at = groupMasks + int64_t(iy * s + dy) * outW + int64_t(ix0) * s + dx;
+            for (int t = 0; t < taps; ++t) {
+              float* to = maskBlock.data() + (size_t(p) * taps + t) * L;
+              const T* from = at + t * outPlane;
+              for (int l = 0; l < valid; ++l) to[l] = toFloat(from[l * s]);
+              std::fill(to + valid, to + L, 0.f);
             }
-          });
+          }
+          const int c0 = g * cpg, c1 = c0 + cpg, blocked = c0 + cpg / CB * CB;
+          carafeChannels<CB, PB>(c0, blocked, padded, paddedPlane, Wp, maskBlock.data(), p0,
+                                 output, d, n, iy, ix0, valid);
+          carafeChannels<1, PB>(blocked, c1, padded, paddedPlane, Wp, maskBlock.data(), p0,
+                                output, d, n, iy, ix0, valid);
         }
       }
+    }
+  }
+}
+
+}  // namespace
+
+// CARAFE forward on the CPU: one task = the s output rows of low-res row (n, iy), every channel.
+// Lanes are L neighbouring low-res pixels; each computes the PB output phases of its pixel with
+// the k*k mask values loaded once per pixel (into a [phase][tap][lane] block) and reused for all
+// channels of the group, channels innermost in blocks of CB. Features come from a zero-padded
+// float copy, so no tap needs a bounds check.
+template <typename T>
+void carafeForwardCpu(const T* features, const T* masks, T* output, const CarafeDims& d) {
+  const int r = d.radius();
+  const int Hp = d.H + 2 * r, Wp = (d.W + L - 1) / L * L + 2 * r;
+  std::unique_ptr<float[]> padded(new float[size_t(d.N) * d.C * Hp * Wp]);
+  padFeatures(features, padded.get(), d, Hp, Wp);
+  const int64_t macsPerRow = int64_t(d.C) * d.outW() * d.scaleFactor * d.taps();
+  at::parallel_for(0, int64_t(d.N) * d.H, grainRows(macsPerRow), [&](int64_t begin, int64_t end) {
+    switch (phaseBlock(d.scaleFactor)) {
+      case 4:
+        carafeForwardRows<4>(begin, end, padded.get(), Hp, Wp, masks, output, d);
+        break;
+      case 3:
+        carafeForwardRows<3>(begin, end, padded.get(), Hp, Wp, masks, output, d);
+        break;
+      default:
+        carafeForwardRows<1>(begin, end, padded.get(), Hp, Wp, masks, output, d);
     }
   });
 }

@@ -1,5 +1,6 @@
 // Criss-cross attention on the CPU: threads over rows of pixels, SIMD packs over the pixels of a
-// row, all through the per-pixel functions of criss_cross_math.h that the CUDA kernels run.
+// row, all through the per-pixel functions of criss_cross_math.h that the CUDA kernels run. The
+// backward always, the forward for small maps (criss_cross_blas.h has the large-map forward).
 #include <ATen/Parallel.h>
 #include <c10/util/Half.h>
 

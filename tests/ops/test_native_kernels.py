@@ -111,6 +111,7 @@ def assert_close(actual, expected, rtol, name):
 CARAFE_SHAPES = [  # N, C, H, W, k, G, s  (W*s >= 16 exercises SIMD packs and single-pixel tails)
     (1, 4, 3, 4, 5, 1, 2), (2, 6, 5, 9, 3, 3, 2), (1, 4, 4, 7, 1, 2, 3), (1, 8, 3, 11, 7, 4, 1),
     (2, 4, 6, 5, 5, 2, 1), (1, 2, 1, 1, 3, 1, 2), (1, 3, 1, 10, 5, 1, 2), (1, 2, 9, 1, 3, 2, 4),
+    (1, 3, 4, 19, 17, 1, 3), (1, 3, 3, 4, 3, 1, 5), (1, 4, 2, 3, 3, 2, 6),  # wide k, odd/even s
 ]
 
 
@@ -203,7 +204,47 @@ def test_criss_cross_softmax_is_stable_for_large_energies(ext):
     assert_close(ext.criss_cross_attention_forward(q, k, v), cca_oracle(q, k, v), 1e-5, "cca large")
 
 
-@pytest.mark.parametrize("shape", [(2, 8, 64, 24, 37), (1, 16, 32, 40, 40)])
+@pytest.mark.parametrize("shape", [(1, 5, 7, 3, 4), (1, 6, 80, 33, 40)])
+def test_carafe_nan_or_inf_mask_on_a_tap_outside_the_image_propagates(ext, shape):
+    """The contract counts out-of-image features as 0, and 0 * NaN = 0 * Inf = NaN: the native
+    output has NaN exactly where the reference (and ONNX Runtime) has it."""
+    from attn_deploy.ops import carafe_reference
+    n, c, h, w = shape[:4]
+    k, s = 5, 2
+    f, m = rand(n, c, h, w, seed=41), rand(n, k * k, h * s, w * s, seed=42)
+    m[0, 0, 0, 1] = float("nan")      # tap (0, 0) of output (0, 1): feature row -2, outside
+    m[0, k * k - 1, -1, 3] = float("inf")  # tap (4, 4) of the last output row: outside
+    m[0, 2, 5, 2 * w - 1] = float("nan")   # tap (0, 2) of output (5, last): row 0, inside
+    expected = carafe_reference(f, m, k, 1, s)
+    got = poisoned(expected, ext.carafe_forward, f, m, k, 1, s)
+    nan = torch.isnan(expected)
+    assert nan[0, :, 0, 1].all() and nan[0, :, -1, 3].all() and nan[0, :, 5, -1].all()
+    assert torch.equal(torch.isnan(got), nan)
+    assert_close(got.masked_fill(nan, 0), expected.masked_fill(nan, 0), 1e-5, "carafe rest")
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 4, 5, 6), (2, 3, 64, 33, 40)])  # per pixel; GEMMs
+def test_criss_cross_all_energies_minus_inf_gives_nan_like_the_reference(ext, shape):
+    """A pixel whose energies are all -inf (an infinite query against negative keys): softmax
+    over nothing but -inf is NaN in the reference; the native kernels say the same instead of
+    putting the weight on the dead self slot (which returned value)."""
+    from attn_deploy.ops import criss_cross_attention_reference
+    n, cq, c, h, w = shape
+    q, v = rand(n, cq, h, w, seed=43), rand(n, c, h, w, seed=44)
+    k = -rand(n, cq, h, w, seed=45).abs() - 0.1
+    q[-1, :, 1, 2] = float("inf")
+    expected = criss_cross_attention_reference(q, k, v)
+    got = poisoned(expected, ext.criss_cross_attention_forward, q, k, v)
+    nan = torch.isnan(expected)
+    assert nan[-1, :, 1, 2].all() and nan.sum() == c
+    assert torch.equal(torch.isnan(got), nan)
+    assert_close(got.masked_fill(nan, 0), expected.masked_fill(nan, 0), 1e-5, "cca rest")
+
+
+# (2, 8, 64, 24, 37) and (1, 16, 32, 40, 40) run the per-pixel loops, the others the batched
+# GEMMs (C*H*W >= 2^16, criss_cross_blas.h), one of them on a non-square map.
+@pytest.mark.parametrize("shape", [(2, 8, 64, 24, 37), (1, 16, 32, 40, 40), (2, 8, 64, 33, 40),
+                                   (1, 4, 40, 40, 41)])
 def test_criss_cross_matches_reference_at_larger_shapes(ext, shape):
     from attn_deploy.ops import criss_cross_attention_reference
     n, cq, c, h, w = shape
@@ -211,6 +252,8 @@ def test_criss_cross_matches_reference_at_larger_shapes(ext, shape):
     expected = criss_cross_attention_reference(q, k, v)
     assert_close(poisoned(expected, ext.criss_cross_attention_forward, q, k, v), expected, 1e-5,
                  "cca vs reference")
+    assert_close(ext.criss_cross_attention_forward(q, k, v), cca_oracle(q, k, v), 1e-5,
+                 "cca vs float64 oracle")
 
 
 def test_criss_cross_float16_accumulates_in_float32(ext):
@@ -225,6 +268,15 @@ def test_criss_cross_float16_accumulates_in_float32(ext):
     got = poisoned(expected, ext.criss_cross_attention_backward, grad, q, k, v)
     for name, a, e in zip("qkv", got, expected):
         assert_close(a, e, 5e-3, f"cca fp16 grad {name}")
+
+
+def test_criss_cross_float16_on_the_gemm_path(ext):
+    q, k, v = (rand(1, 4, 32, 33, seed=s, dtype=torch.float16) for s in (49, 50, 51))
+    v = v.repeat(1, 16, 1, 1)  # C*H*W >= 2^16: the batched GEMMs, computed in float32
+    expected = cca_oracle(q, k, v)
+    out = poisoned(expected, ext.criss_cross_attention_forward, q, k, v)
+    assert out.dtype == torch.float16
+    assert_close(out, expected, 2e-3, "cca fp16 gemm path")
 
 
 def test_criss_cross_non_contiguous_inputs_give_the_contiguous_result(ext):
@@ -247,10 +299,11 @@ def test_criss_cross_empty_inputs(ext, n, cq, c, h, w):
 
 # ---------------------------------------------------------------- both ops
 def test_results_do_not_depend_on_thread_count(ext):
-    """Each element is computed by one call of the shared per-element function, whatever the
-    partition of rows between threads: bitwise equal results."""
+    """Each element is computed by the same arithmetic whatever the partition of rows between
+    threads (and the GEMMs of the large-map path split no sums): bitwise equal results."""
     f, m = rand(2, 16, 12, 21, seed=29), rand(2, 25, 24, 42, seed=30)
     q, k, v = rand(2, 4, 12, 21, seed=31), rand(2, 4, 12, 21, seed=32), rand(2, 16, 12, 21, seed=33)
+    big = [rand(1, 4, 33, 40, seed=46), rand(1, 4, 33, 40, seed=47), rand(1, 64, 33, 40, seed=48)]
     threads = torch.get_num_threads()
     outs = []
     try:
@@ -259,7 +312,8 @@ def test_results_do_not_depend_on_thread_count(ext):
             outs.append((ext.carafe_forward(f, m, 5, 1, 2),
                          *ext.carafe_backward(m[:, :16], f, m, 5, 1, 2),
                          ext.criss_cross_attention_forward(q, k, v),
-                         *ext.criss_cross_attention_backward(v, q, k, v)))
+                         *ext.criss_cross_attention_backward(v, q, k, v),
+                         ext.criss_cross_attention_forward(*big)))  # the GEMM path
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(a, b) for a, b in zip(*outs))
