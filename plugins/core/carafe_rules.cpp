@@ -2,7 +2,18 @@
 
 #include <limits>
 
+#include "../kernels/op_limits.h"
+
 namespace attn_deploy::plugin {
+
+namespace {
+
+// group_size * kernel_size^2, exact in 64 bits (or -1) whatever the attribute values.
+int64_t maskChannelsOf(CarafeAttributes const& a) {
+  return limits::checkedProduct(limits::checkedProduct(a.groupSize, a.kernelSize), a.kernelSize);
+}
+
+}  // namespace
 
 bool operator==(CarafeAttributes const& a, CarafeAttributes const& b) noexcept {
   return a.kernelSize == b.kernelSize && a.groupSize == b.groupSize &&
@@ -25,20 +36,25 @@ std::vector<std::string> const& carafeInputNames() {
 
 void validateCarafe(CarafeAttributes const& a) {
   std::string const p = kCarafeName;
-  if (a.kernelSize < 1 || a.kernelSize % 2 == 0) {
-    throw PluginInputError(p + ": kernel_size must be a positive odd integer (the kernel is "
-                               "centred on the source pixel), got " + std::to_string(a.kernelSize));
+  // Bounds first: they keep group_size * kernel_size^2 below 2^47, so the product is exact.
+  if (a.kernelSize < 1 || a.kernelSize % 2 == 0 || a.kernelSize > limits::kMaxKernelSize) {
+    throw PluginInputError(p + ": kernel_size must be an odd integer in [1, " +
+                           std::to_string(limits::kMaxKernelSize) + "] (the kernel is centred "
+                           "on the source pixel), got " + std::to_string(a.kernelSize));
   }
   if (a.groupSize < 1) {
     throw PluginInputError(p + ": group_size must be >= 1, got " + std::to_string(a.groupSize));
   }
-  if (a.scaleFactor < 1) {
-    throw PluginInputError(p + ": scale_factor must be >= 1, got " + std::to_string(a.scaleFactor));
+  if (a.scaleFactor < 1 || a.scaleFactor > limits::kMaxScaleFactor) {
+    throw PluginInputError(p + ": scale_factor must be in [1, " +
+                           std::to_string(limits::kMaxScaleFactor) + "], got " +
+                           std::to_string(a.scaleFactor));
   }
-  int64_t const maskChannels = int64_t(a.groupSize) * a.kernelSize * a.kernelSize;
+  int64_t const maskChannels = maskChannelsOf(a);
   if (maskChannels > std::numeric_limits<int32_t>::max()) {
-    throw PluginInputError(p + ": group_size * kernel_size^2 = " + std::to_string(maskChannels) +
-                           " mask channels is too large");
+    throw PluginInputError(p + ": group_size * kernel_size^2 = " + std::to_string(a.groupSize) +
+                           " * " + std::to_string(a.kernelSize) + "^2 = " +
+                           std::to_string(maskChannels) + " mask channels does not fit in int32");
   }
 }
 
@@ -73,7 +89,7 @@ void checkCarafeInputs(CarafeAttributes const& a, Shape const& features, Shape c
                            shapeToString(features) + ", got " + std::to_string(channels) +
                            " channels");
   }
-  int64_t const maskChannels = int64_t(a.groupSize) * a.kernelSize * a.kernelSize;
+  int64_t const maskChannels = maskChannelsOf(a);
   if (masks.d[1] != kUnknownDim && masks.d[1] != maskChannels) {
     throw PluginInputError(p + ": input 'masks' " + shapeToString(masks) +
                            " must have group_size * kernel_size^2 = " +
@@ -89,6 +105,17 @@ void checkCarafeInputs(CarafeAttributes const& a, Shape const& features, Shape c
         features.d[i] * a.scaleFactor > std::numeric_limits<int32_t>::max()) {
       throw PluginInputError(p + ": output size " + std::to_string(features.d[i]) + " x " +
                              std::to_string(a.scaleFactor) + " does not fit in int32");
+    }
+  }
+  if (features.d[2] != kUnknownDim && features.d[3] != kUnknownDim) {
+    int64_t const outPlane = limits::checkedProduct(features.d[2] * a.scaleFactor,
+                                                    features.d[3] * a.scaleFactor);
+    if (outPlane < 0 || outPlane >= limits::kPlaneLimit) {
+      throw PluginInputError(p + ": output plane H*W*scale_factor^2 = " +
+                             std::to_string(features.d[2]) + "*" + std::to_string(features.d[3]) +
+                             "*" + std::to_string(a.scaleFactor) + "^2 must be below 2^27 (" +
+                             std::to_string(limits::kPlaneLimit) + ") for input 'features' " +
+                             shapeToString(features));
     }
   }
 }

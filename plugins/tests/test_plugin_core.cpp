@@ -61,9 +61,57 @@ TEST(carafe_rejects_group_or_scale_below_one) {
   CHECK_THROWS(PluginInputError, parseCarafeFields(f.views()), "group_size", ">= 1", "got 0");
   f = CarafeFields{};
   f.s = 0;
-  CHECK_THROWS(PluginInputError, parseCarafeFields(f.views()), "scale_factor", ">= 1", "got 0");
+  CHECK_THROWS(PluginInputError, parseCarafeFields(f.views()), "scale_factor", "[1, 64]", "got 0");
   f.s = -2;
   CHECK_THROWS(PluginInputError, parseCarafeFields(f.views()), "scale_factor", "got -2");
+}
+
+TEST(carafe_enforces_the_ops_size_limits_with_exact_arithmetic) {
+  // kernel_size 2147483647 with group_size 3 once overflowed g*k*k (UBSan) and was accepted.
+  CarafeFields f;
+  f.k = 2147483647;
+  f.g = 3;
+  CHECK_THROWS(PluginInputError, parseCarafeFields(f.views()), "kernel_size", "[1, 255]",
+               "2147483647");
+  for (int32_t k : {257, 32767, 65535}) {
+    f.k = k;
+    CHECK_THROWS(PluginInputError, parseCarafeFields(f.views()), "kernel_size", "[1, 255]");
+  }
+  f = CarafeFields{};
+  f.k = 255;
+  f.g = 1;
+  CHECK(parseCarafeFields(f.views()) == (CarafeAttributes{255, 1, 2}));  // the limit itself
+  f.g = 2147483647;  // 255^2 * (2^31 - 1) mask channels: exact in 64 bits, too many for int32
+  CHECK_THROWS(PluginInputError, parseCarafeFields(f.views()), "group_size * kernel_size^2",
+               "2147483647 * 255^2", "does not fit in int32");
+  f = CarafeFields{};
+  f.s = 65;
+  CHECK_THROWS(PluginInputError, parseCarafeFields(f.views()), "scale_factor", "[1, 64]",
+               "got 65");
+  f.s = 2147483647;
+  CHECK_THROWS(PluginInputError, parseCarafeFields(f.views()), "scale_factor", "[1, 64]");
+  f.s = 64;
+  CHECK(parseCarafeFields(f.views()).scaleFactor == 64);
+
+  // Output plane (H*s) * (W*s) below 2^27: 4096 x 8192 x 4 = 2^27 is one too many.
+  CarafeAttributes const a{1, 1, 2};
+  checkCarafeInputs(a, makeShape({1, 1, 4096, 8191}), makeShape({1, 1, 8192, 16382}));
+  CHECK_THROWS(PluginInputError,
+               checkCarafeInputs(a, makeShape({1, 1, 4096, 8192}), makeShape({1, 1, 8192, 16384})),
+               "H*W*scale_factor^2", "below 2^27", "'features'");
+  // Each dim fits in int32 but their product in 64 bits is checked too.
+  CarafeAttributes const wide{1, 1, 64};
+  CHECK_THROWS(PluginInputError,
+               checkCarafeInputs(wide, makeShape({1, 1, 40000000, 40000000}),
+                                 makeShape({1, 1, kUnknownDim, kUnknownDim})),
+               "does not fit in int32");
+  CHECK_THROWS(PluginInputError,
+               checkCarafeInputs(wide, makeShape({1, 1, 30000, 30000}),
+                                 makeShape({1, 1, kUnknownDim, kUnknownDim})),
+               "below 2^27");
+  // Unknown dims (build time) skip the plane check.
+  checkCarafeInputs(wide, makeShape({1, 1, kUnknownDim, 30000}),
+                    makeShape({1, 1, kUnknownDim, kUnknownDim}));
 }
 
 TEST(carafe_reports_each_missing_field) {
@@ -214,6 +262,14 @@ TEST(criss_cross_fields_and_shapes) {
                "batch", "'value'");
   CHECK_THROWS(PluginInputError, checkCrissCrossInputs(q, q, makeShape({2, 16, 5})),
                "'value' must have 4 dimensions");
+
+  // One channel plane below 2^27 elements (the ops' limit), checked once H and W are known.
+  Shape const atLimit = makeShape({1, 1, 8192, 16383}), over = makeShape({1, 1, 8192, 16384});
+  checkCrissCrossInputs(atLimit, atLimit, atLimit);
+  CHECK_THROWS(PluginInputError, checkCrissCrossInputs(over, over, over), "H*W = 8192*16384",
+               "below 2^27", "'query'");
+  Shape const huge = makeShape({1, 1, 2147483647, 2147483647});
+  CHECK_THROWS(PluginInputError, checkCrissCrossInputs(huge, huge, huge), "below 2^27");
 }
 
 CHECK_MAIN()

@@ -9,9 +9,11 @@
 
 #include <cstdint>
 #include <limits>
+#include <string>
 
 #include "carafe_math.h"
 #include "criss_cross_math.h"
+#include "op_limits.h"
 
 namespace attn_deploy {
 
@@ -41,10 +43,12 @@ inline void checkFitsInt32(const char* op, std::initializer_list<int64_t> sizes,
   }
 }
 
-// The kernels index within one channel plane with 32-bit ints (SIMD gathers use 16 lanes).
+// The kernels index within one channel plane with 32-bit ints (SIMD gathers use 16 lanes); the
+// limit is the ops' (op_limits.h). plane < 0: the product overflowed int64.
 inline void checkPlaneSize(const char* op, int64_t plane, const char* what) {
-  TORCH_CHECK_VALUE(plane * 16 <= std::numeric_limits<int32_t>::max(), op, ": ", what, " = ",
-                    plane, " is too large for the native kernels (at most 2^27 per channel)");
+  TORCH_CHECK_VALUE(plane >= 0 && plane < limits::kPlaneLimit, op, ": ", what, " must be below "
+                    "2^27 (the ops' limit per channel plane), got ",
+                    plane < 0 ? std::string("more than 2^63") : std::to_string(plane));
 }
 
 inline CarafeDims checkCarafe(const char* op, const at::Tensor& features, const at::Tensor& masks,
@@ -53,24 +57,29 @@ inline CarafeDims checkCarafe(const char* op, const at::Tensor& features, const 
   checkFloatingRank4(op, "masks", masks,
                      "[N, group_size*kernel_size^2, H*scale_factor, W*scale_factor]");
   checkSameKind(op, "masks", masks, "features", features);
-  TORCH_CHECK_VALUE(kernelSize >= 1 && kernelSize % 2 == 1 && kernelSize <= 255, op,
-                    ": kernel_size must be odd and in [1, 255], got ", kernelSize);
-  TORCH_CHECK_VALUE(scaleFactor >= 1 && scaleFactor <= 64, op,
-                    ": scale_factor must be in [1, 64], got ", scaleFactor);
+  TORCH_CHECK_VALUE(kernelSize >= 1 && kernelSize % 2 == 1 && kernelSize <= limits::kMaxKernelSize,
+                    op, ": kernel_size must be odd and in [1, ", limits::kMaxKernelSize, "], got ",
+                    kernelSize);
+  TORCH_CHECK_VALUE(scaleFactor >= 1 && scaleFactor <= limits::kMaxScaleFactor, op,
+                    ": scale_factor must be in [1, ", limits::kMaxScaleFactor, "], got ",
+                    scaleFactor);
   const int64_t N = features.size(0), C = features.size(1), H = features.size(2),
                 W = features.size(3);
   TORCH_CHECK_VALUE(groupSize >= 1 && C % groupSize == 0, op,
                     ": group_size must be >= 1 and divide the channels of features (", C,
                     "), got ", groupSize);
-  const int64_t taps = groupSize * kernelSize * kernelSize;
-  const bool masksFit = masks.size(0) == N && masks.size(1) == taps &&
-                        masks.size(2) == H * scaleFactor && masks.size(3) == W * scaleFactor;
+  // Sizes as the kernels see them; checked products (-1 on overflow never matches a size).
+  const int64_t taps = limits::checkedProduct(groupSize, kernelSize * kernelSize);
+  const int64_t outH = limits::checkedProduct(H, scaleFactor);
+  const int64_t outW = limits::checkedProduct(W, scaleFactor);
+  const bool masksFit = masks.size(0) == N && masks.size(1) == taps && masks.size(2) == outH &&
+                        masks.size(3) == outW;
   TORCH_CHECK_VALUE(masksFit, op, ": masks must have shape [N, group_size*kernel_size^2, "
-                    "H*scale_factor, W*scale_factor] = [", N, ", ", taps, ", ", H * scaleFactor,
-                    ", ", W * scaleFactor, "] for features of shape ", features.sizes(), ", got ",
+                    "H*scale_factor, W*scale_factor] = [", N, ", ", taps, ", ", outH, ", ", outW,
+                    "] for features of shape ", features.sizes(), ", got ",
                     masks.sizes());
   checkFitsInt32(op, {N, C, taps}, features, masks);
-  checkPlaneSize(op, H * scaleFactor * W * scaleFactor, "H*W*scale_factor^2");
+  checkPlaneSize(op, limits::checkedProduct(outH, outW), "H*W*scale_factor^2");
   return CarafeDims{int(N), int(C), int(H), int(W), int(kernelSize), int(groupSize),
                     int(scaleFactor)};
 }
@@ -100,7 +109,7 @@ inline CrissCrossDims checkCrissCross(const char* op, const at::Tensor& query,
                     query.sizes(), ", got ", value.sizes());
   checkFitsInt32(op, {query.size(0), query.size(1), value.size(1)}, query, value);
   const int64_t H = query.size(2), W = query.size(3);
-  checkPlaneSize(op, H * W, "H*W");
+  checkPlaneSize(op, limits::checkedProduct(H, W), "H*W");
   return CrissCrossDims{int(query.size(0)), int(query.size(1)), int(value.size(1)), int(H),
                         int(W)};
 }
