@@ -1,5 +1,6 @@
-// CUDA kernels for CARAFE: one thread per output element, each calling the shared per-element
-// function of carafe_math.h (the CPU build runs the same function).
+// CUDA kernels for CARAFE, each thread calling a shared function of carafe_math.h (the host tests
+// and the CPU backward run the same functions). Forward: a thread per output pixel pair and chunk
+// of channels (masks loaded once per chunk); backward: one thread per gradient element.
 #include "carafe_kernel.h"
 
 #include "carafe_math.h"
@@ -15,18 +16,43 @@ __device__ __forceinline__ const T* maskGroupOf(const T* masks, int n, int c, co
   return masks + (int64_t(n) * d.groupSize + g) * d.taps() * d.outPlane();
 }
 
-template <typename T>
+// Channels per forward thread: each mask value a thread loads serves this many.
+constexpr int kCarafeChannels = 8;
+
+// One thread = PX neighbouring output pixels (PX = 2 when the output width is even: pair loads and
+// stores) x up to kCarafeChannels channels of one group, looping over them innermost with each
+// mask value loaded once. Consecutive threads take consecutive pixels, so mask loads and output
+// stores are coalesced.
+template <typename T, int PX>
 __global__ void carafeForwardKernel(const T* features, const T* masks, T* output, CarafeDims d) {
-  const int outH = d.outH(), outW = d.outW();
-  const int64_t total = int64_t(d.N) * d.C * d.outPlane();
+  constexpr int CB = kCarafeChannels;
+  const int outH = d.outH(), outW = d.outW(), xSteps = outW / PX;
+  const int cpg = d.channelsPerGroup(), chunks = (cpg + CB - 1) / CB;
+  const int64_t outPlane = d.outPlane();
+  const int64_t total = int64_t(d.N) * d.groupSize * chunks * outH * xSteps;
   for (int64_t idx = firstIndex(); idx < total; idx += indexStride()) {
-    const int x = int(idx % outW);
-    const int y = int(idx / outW % outH);
-    const int64_t nc = idx / d.outPlane();
-    const int c = int(nc % d.C), n = int(nc / d.C);
-    const T* maskTaps = maskGroupOf(masks, n, c, d) + int64_t(y) * outW;
-    output[idx] = fromFloat<T>(
-        carafeOutputAt<float>(features + nc * d.inPlane(), maskTaps, d.outPlane(), d, y, x));
+    const int x = int(idx % xSteps) * PX;
+    int64_t rest = idx / xSteps;
+    const int y = int(rest % outH);
+    rest /= outH;
+    const int chunk = int(rest % chunks);
+    rest /= chunks;
+    const int g = int(rest % d.groupSize), n = int(rest / d.groupSize);
+    const int c0 = g * cpg + chunk * CB;
+    const int count = cpg - chunk * CB < CB ? cpg - chunk * CB : CB;
+    const T* maskPixel = masks + (int64_t(n) * d.groupSize + g) * d.taps() * outPlane +
+                         int64_t(y) * outW + x;
+    float out[CB][PX];
+    carafeOutputChannels<CB, PX>(features + (int64_t(n) * d.C + c0) * d.inPlane(), count,
+                                 maskPixel, outPlane, d, y, x, out);
+    T* o = output + (int64_t(n) * d.C + c0) * outPlane + int64_t(y) * outW + x;
+    for (int b = 0; b < count; ++b) {
+      if constexpr (PX == 2) {
+        storePair(o + b * outPlane, out[b][0], out[b][1]);
+      } else {
+        o[b * outPlane] = fromFloat<T>(out[b][0]);
+      }
+    }
   }
 }
 
@@ -78,7 +104,15 @@ cudaError_t launchCarafe(const T* features, const T* masks, T* output, int N, in
   const int64_t total = int64_t(N) * C * d.outPlane();
   if (total == 0) return cudaSuccess;
   if (features == nullptr || masks == nullptr || output == nullptr) return cudaErrorInvalidValue;
-  carafeForwardKernel<T><<<blocksFor(total), kThreads, 0, stream>>>(features, masks, output, d);
+  const int64_t threads = total / d.channelsPerGroup() *
+                          ((d.channelsPerGroup() + kCarafeChannels - 1) / kCarafeChannels);
+  if (d.outW() % 2 == 0) {  // even rows: every pixel pair is 2-element aligned
+    carafeForwardKernel<T, 2><<<blocksFor(threads / 2), kThreads, 0, stream>>>(features, masks,
+                                                                               output, d);
+  } else {
+    carafeForwardKernel<T, 1><<<blocksFor(threads), kThreads, 0, stream>>>(features, masks,
+                                                                           output, d);
+  }
   return cudaGetLastError();
 }
 

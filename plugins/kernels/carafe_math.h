@@ -26,36 +26,58 @@ struct CarafeDims {
   AD_HOST_DEVICE int radius() const { return (kernelSize - 1) / 2; }
 };
 
-// out[n, c, y, x]. featurePlane = &features[n, c, 0, 0]; maskTaps[t * tapStride + x] is
-// masks[n, g*k*k + t, y, x] for the group g = c / (C/G) of channel c: on the GPU maskTaps =
-// &masks[n, g*k*k, y, 0] and tapStride = H*s*W*s; the CPU first copies the k*k mask rows of the
-// output row into a small contiguous buffer (tapStride = W*s), because taps a power-of-two plane
-// apart all fall into the same cache set.
-template <typename P, typename TF, typename TM>
-AD_HOST_DEVICE P carafeOutputAt(const TF* featurePlane, const TM* maskTaps, int64_t tapStride,
-                                const CarafeDims& d, int y, int x) {
-  using L = Lanes<P>;
-  const int k = d.kernelSize, r = d.radius(), s = d.scaleFactor;
-  const int iy = y / s, ix = x / s;
-  const typename L::Spread spread = L::spread(x - ix * s, s);  // lane l reads column ix + offset_l
-  const TM* maskPixel = maskTaps + x;
-  // Rows outside the image contribute nothing: a loop range (the same for every lane) skips them.
-  const int iBegin = r - iy > 0 ? r - iy : 0;
-  const int iEnd = d.H + r - iy < k ? d.H + r - iy : k;
-  P acc = L::splat(0.f);
-  for (int i = iBegin; i < iEnd; ++i) {
-    const TF* featureRow = featurePlane + int64_t(iy + i - r) * d.W;
+// out[c0 + b, y, x + px] for b < count (<= CB) channels of one group and PX (1 or 2) neighbouring
+// output pixels: what one CUDA thread computes. Each of the pixels' k*k mask values is loaded
+// once and serves all CB channels (a pair load for PX = 2: x even, outW even). Out-of-image
+// features count as 0 and are multiplied like the others, so a NaN/Inf mask value there gives NaN
+// as in the reference (0 * NaN). featureGroup = &features[n, c0, 0, 0]; maskPixel =
+// &masks[n, g*k*k, y, x]; tapStride = H*s*W*s.
+template <int CB, int PX, typename TF, typename TM>
+AD_HOST_DEVICE void carafeOutputChannels(const TF* featureGroup, int count, const TM* maskPixel,
+                                         int64_t tapStride, const CarafeDims& d, int y, int x,
+                                         float (&out)[CB][PX]) {
+  const int k = d.kernelSize, r = d.radius(), s = d.scaleFactor, iy = y / s;
+  const int64_t inPlane = d.inPlane();
+  int ix[PX];
+  for (int px = 0; px < PX; ++px) ix[px] = (x + px) / s;
+  for (int b = 0; b < CB; ++b) {
+    for (int px = 0; px < PX; ++px) out[b][px] = 0.f;
+  }
+  for (int i = 0; i < k; ++i) {
+    const int fy = iy + i - r;
+    const bool rowInside = fy >= 0 && fy < d.H;
     for (int j = 0; j < k; ++j) {
-      acc += L::loadSpread(featureRow, d.W, ix + j - r, spread) *
-             L::load(maskPixel + (i * k + j) * tapStride);
+      float m[PX];
+      const TM* tap = maskPixel + int64_t(i * k + j) * tapStride;
+      if constexpr (PX == 2) {
+        loadPair(tap, m[0], m[1]);
+      } else {
+        m[0] = toFloat(tap[0]);
+      }
+      bool inside[PX];
+      int64_t at[PX];
+      for (int px = 0; px < PX; ++px) {
+        const int fx = ix[px] + j - r;
+        inside[px] = rowInside && fx >= 0 && fx < d.W;
+        at[px] = inside[px] ? int64_t(fy) * d.W + fx : 0;
+      }
+      for (int b = 0; b < CB; ++b) {
+        if (b >= count) break;
+        const TF* plane = featureGroup + b * inPlane;
+        const float f0 = inside[0] ? toFloat(plane[at[0]]) : 0.f;
+        out[b][0] += f0 * m[0];
+        if constexpr (PX == 2) {  // both pixels read one feature unless x + 1 starts a new one
+          const float f1 = ix[1] == ix[0] ? f0 : (inside[1] ? toFloat(plane[at[1]]) : 0.f);
+          out[b][1] += f1 * m[1];
+        }
+      }
     }
   }
-  return acc;
 }
 
 // d loss / d features[n, c, fy, fx]: every output pixel whose window covers (fy, fx), i.e. the
 // s x s outputs of the low-res pixel (fy - i + r, fx - j + r), weighted by their tap (i, j).
-// gradOutPlane = &grad_out[n, c, 0, 0]; maskGroup as in carafeOutputAt.
+// gradOutPlane = &grad_out[n, c, 0, 0]; maskGroup = &masks[n, g*k*k, 0, 0] for the group g of c.
 template <typename P, typename T>
 AD_HOST_DEVICE P carafeGradFeatureAt(const T* gradOutPlane, const T* maskGroup,
                                      const CarafeDims& d, int fy, int fx) {

@@ -9,17 +9,25 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
-// Device workspace (bytes) launchCrissCrossAttention needs: the attention weights, float
-// [N, H+W, H, W]. Never 0 for non-empty input.
-size_t crissCrossAttentionWorkspaceSize(int N, int Cq, int C, int H, int W);
+#include "criss_cross_tiling.h"
+
+// Device workspace (bytes) for launchCrissCrossAttention: the attention weights float
+// [N, H+W, H, W] when they fit in `budget` bytes, else `budget` (the launcher then runs the batch
+// in tiles of whole items or of pixel rows, criss_cross_tiling.h), but at least one pixel row of
+// one item, (H+W)*W floats. Monotone in N, H, W: the size for a profile's largest shapes covers
+// all smaller ones. 0 only for empty input.
+size_t crissCrossAttentionWorkspaceSize(int N, int Cq, int C, int H, int W,
+                                        size_t budget = size_t(attn_deploy::kCrissCrossWorkspaceBudget));
 
 // query, key [N, Cq, H, W], value [N, C, H, W] -> output [N, C, H, W]. For each pixel, one softmax
 // over the energies with the H+W-1 pixels of its column and row (itself once), then the weighted
-// sum of value over them. `workspace`: crissCrossAttentionWorkspaceSize bytes, 256-byte aligned.
+// sum of value over them. `workspace`: `workspaceBytes` bytes, 256-byte aligned, at least
+// crissCrossAttentionWorkspaceSize(N, Cq, C, H, W, any budget) (else cudaErrorInvalidValue); the
+// tiles are as large as it allows.
 template <typename T>
 cudaError_t launchCrissCrossAttention(const T* query, const T* key, const T* value, T* output,
                                       int N, int Cq, int C, int H, int W, void* workspace,
-                                      cudaStream_t stream);
+                                      size_t workspaceBytes, cudaStream_t stream);
 
 // Device workspace (bytes) launchCrissCrossAttentionBackward needs: attention weights and energy
 // gradients, float [2, N, H+W, H, W].

@@ -25,6 +25,33 @@ struct CrissCrossDims {
   AD_HOST_DEVICE int64_t plane() const { return int64_t(H) * W; }
 };
 
+// Offset within a channel plane of position p of pixel (y, x).
+AD_HOST_DEVICE int64_t crissCrossPositionAt(const CrissCrossDims& d, int y, int x, int p) {
+  return p < d.H ? int64_t(p) * d.W + x : int64_t(y) * d.W + (p - d.H);
+}
+
+// Energies q(y, x).k(position p) of pixel (y, x) for the Tile positions p_i = first + i*step
+// (i < Tile; those >= H+W are left 0): the GPU weights kernel's share of one thread, each query
+// value loaded once for all Tile positions. The dead self slot p = H + x gets -inf.
+// query/key = &query[n], &key[n].
+template <int Tile, typename T>
+AD_HOST_DEVICE void crissCrossEnergyTile(const T* query, const T* key, const CrissCrossDims& d,
+                                         int y, int x, int first, int step, float (&e)[Tile]) {
+  const int64_t plane = d.plane(), pixel = int64_t(y) * d.W + x;
+  for (int i = 0; i < Tile; ++i) e[i] = 0.f;
+  for (int c = 0; c < d.Cq; ++c) {
+    const float q = toFloat(query[c * plane + pixel]);
+    const T* keyPlane = key + c * plane;
+    for (int i = 0; i < Tile; ++i) {
+      const int p = first + i * step;
+      if (p < d.positions()) e[i] += q * toFloat(keyPlane[crissCrossPositionAt(d, y, x, p)]);
+    }
+  }
+  for (int i = 0; i < Tile; ++i) {
+    if (first + i * step == d.H + x) e[i] = -__builtin_huge_valf();
+  }
+}
+
 // Softmax over the energies q(y,x).k(position p) of pixel (y, x), written to weights[p*pStride + x]
 // (weights points at the pixel's row). query/key = &query[n], &key[n].
 template <typename P, typename T>

@@ -58,6 +58,57 @@ AD_HOST_DEVICE float bitsToFloat(int32_t bits) {
 #endif
 }
 
+// Two neighbouring elements p[0], p[1] as floats, and the converse store. On the GPU these are one
+// 8-byte (float2) or 4-byte (__half2) access, so p must be aligned to two elements (the callers
+// use them at even offsets of buffers with even rows); on the host, two scalar accesses.
+template <typename T>
+AD_HOST_DEVICE void loadPair(const T* p, float& a, float& b) {
+  a = toFloat(p[0]);
+  b = toFloat(p[1]);
+}
+
+template <typename T>
+AD_HOST_DEVICE void storePair(T* p, float a, float b) {
+  p[0] = fromFloat<T>(a);
+  p[1] = fromFloat<T>(b);
+}
+
+#if defined(__CUDACC__)
+template <>
+AD_HOST_DEVICE void loadPair<float>(const float* p, float& a, float& b) {
+#if defined(__CUDA_ARCH__)
+  const float2 v = *reinterpret_cast<const float2*>(p);
+  a = v.x;
+  b = v.y;
+#else
+  a = p[0];
+  b = p[1];
+#endif
+}
+
+template <>
+AD_HOST_DEVICE void loadPair<__half>(const __half* p, float& a, float& b) {
+  const float2 v = __half22float2(*reinterpret_cast<const __half2*>(p));
+  a = v.x;
+  b = v.y;
+}
+
+template <>
+AD_HOST_DEVICE void storePair<float>(float* p, float a, float b) {
+#if defined(__CUDA_ARCH__)
+  *reinterpret_cast<float2*>(p) = make_float2(a, b);
+#else
+  p[0] = a;
+  p[1] = b;
+#endif
+}
+
+template <>
+AD_HOST_DEVICE void storePair<__half>(__half* p, float a, float b) {
+  *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
+}
+#endif
+
 template <typename P>
 struct Lanes;
 

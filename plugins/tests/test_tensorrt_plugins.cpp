@@ -114,11 +114,13 @@ TEST(creators_advertise_names_versions_and_onnx_attribute_fields) {
 TEST(carafe_creation_errors_are_logged_and_return_null) {
   gLog.messages.clear();
   CHECK(createCarafe(4, 1, 2) == nullptr);
-  CHECK(logged("kernel_size must be a positive odd integer") && logged("got 4"));
+  CHECK(logged("kernel_size must be an odd integer in [1, 255]") && logged("got 4"));
+  CHECK(createCarafe(2147483647, 3, 2) == nullptr);  // once overflowed g*k*k and was accepted
+  CHECK(logged("got 2147483647"));
   CHECK(createCarafe(5, 0, 2) == nullptr);
   CHECK(logged("group_size must be >= 1"));
   CHECK(createCarafe(5, 1, 0) == nullptr);
-  CHECK(logged("scale_factor must be >= 1"));
+  CHECK(logged("scale_factor must be in [1, 64]"));
 
   IPluginCreatorV3One* creator = creatorNamed("CARAFE");
   Fields missing({{"kernel_size", 5}, {"scale_factor", 2}});
@@ -330,6 +332,16 @@ TEST(criss_cross_shapes_types_and_workspace) {
   using namespace attn_deploy;  // the launcher header's namespace (or the global one)
   CHECK_EQ(build->getWorkspaceSize(din, 3, dout, 1),
            crissCrossAttentionWorkspaceSize(4, 8, 64, 32, 48));
+  CHECK_EQ(crissCrossAttentionWorkspaceSize(4, 8, 64, 32, 48), size_t(4) * 80 * 32 * 48 * 4);
+  // A profile up to 8 x 256 x 256 once reserved 1 GiB; the library's budget bounds it now.
+  for (auto& d : din) {
+    d.max.d[0] = 8;
+    d.max.d[2] = 256;
+    d.max.d[3] = 256;
+  }
+  CHECK_EQ(build->getWorkspaceSize(din, 3, dout, 1),
+           size_t(kCrissCrossWorkspaceBudget) < (size_t(1) << 30) ? size_t(kCrissCrossWorkspaceBudget)
+                                                                  : size_t(1) << 30);
 
   PluginTensorDesc rin[3] = {runtimeDesc({2, 8, 9, 11}, DataType::kHALF),
                              runtimeDesc({2, 8, 9, 12}, DataType::kHALF),

@@ -95,13 +95,15 @@ at::Tensor crissCrossForwardCudaOp(const at::Tensor& query, const at::Tensor& ke
   at::Tensor output = at::empty(value.sizes(), value.options());
   if (output.numel() == 0) return output;
   const at::Tensor q = query.contiguous(), k = key.contiguous(), v = value.contiguous();
-  at::Tensor scratch = workspace(crissCrossAttentionWorkspaceSize(d.N, d.Cq, d.C, d.H, d.W), q);
+  // The TensorRT plugin's bounded workspace (the kernels tile the batch when it is exceeded).
+  const size_t scratchBytes = crissCrossAttentionWorkspaceSize(d.N, d.Cq, d.C, d.H, d.W);
+  at::Tensor scratch = workspace(scratchBytes, q);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   dispatchFloatOrHalf(q.scalar_type(), [&](auto type) {
     using T = decltype(type);
     checkLaunch(op, launchCrissCrossAttention(ptr<T>(q), ptr<T>(k), ptr<T>(v),
                                               mutablePtr<T>(output), d.N, d.Cq, d.C, d.H, d.W,
-                                              scratch.mutable_data_ptr(), stream));
+                                              scratch.mutable_data_ptr(), scratchBytes, stream));
   });
   return output;
 }
