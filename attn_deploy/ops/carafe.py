@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.op_contract import CARAFE
+from attn_deploy.op_contract import CARAFE, known_dims
 from attn_deploy.ops._dispatch import native_extension
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -53,6 +53,10 @@ def check_carafe_args(features: Tensor, masks: Tensor, kernel_size: int, group_s
             f"carafe: masks must be [N, group_size*kernel_size^2, scale_factor*H, "
             f"scale_factor*W] = {expected} for features {list(features.shape)}, got "
             f"{list(masks.shape)}")
+    errors = CARAFE.shape_errors([known_dims(features.shape), known_dims(masks.shape)],
+                                 {"scale_factor": scale_factor})
+    if errors:
+        raise AttnDeployError(f"carafe: {errors[0]}")
 
 
 def carafe_reference(features: Tensor, masks: Tensor, kernel_size: int, group_size: int,

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.op_contract import CRISS_CROSS_ATTENTION, known_dims
 from attn_deploy.ops._dispatch import native_extension
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -47,6 +48,10 @@ def check_criss_cross_args(query: Tensor, key: Tensor, value: Tensor) -> None:
     if value.shape[0] != n or value.shape[2] != h or value.shape[3] != w:
         raise AttnDeployError(f"criss_cross_attention: value must be [N, C, H, W] with N, H, W "
                               f"of query ({n}, {h}, {w}), got {list(value.shape)}")
+    errors = CRISS_CROSS_ATTENTION.shape_errors(
+        [known_dims(t.shape) for t in (query, key, value)], {})
+    if errors:
+        raise AttnDeployError(f"criss_cross_attention: {errors[0]}")
 
 
 def criss_cross_attention_reference(query: Tensor, key: Tensor, value: Tensor) -> Tensor:

@@ -159,7 +159,8 @@ def check_plugin_node(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
                            f"{onnx.AttributeProto.AttributeType.Name(attr.type)}")
         else:
             values[name] = attr.i
-    reasons += op.attribute_errors(values)
+    attribute_errors = op.attribute_errors(values)
+    reasons += attribute_errors
     types = [doc_type(facts.types.get(i)) for i in node.input if i]
     for i, t in enumerate(types):
         if t is not None and t not in ("FP32", "FP16"):
@@ -169,6 +170,8 @@ def check_plugin_node(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
     if op is CARAFE and len(values) == 3 and len(node.input) == 2:
         reasons += _carafe_shape_reasons(values, facts.shapes.get(node.input[0]),
                                          facts.shapes.get(node.input[1]))
+    if not attribute_errors and len(values) == len(fields):  # the ops' size limits
+        reasons += op.shape_errors([facts.shapes.get(i) for i in node.input], values)
     return reasons
 
 

@@ -108,12 +108,35 @@ def test_custom_nodes_count_as_supported_through_the_plugins():
     ({"scale_factor": 0}, "scale_factor must be an integer >= 1, got 0"),
     ({"kernel_size": 3}, "group_size * kernel_size^2 = 18 channels, got 50"),
     ({"plugin_namespace": "other"}, "plugin_namespace='other'"),
+    ({"kernel_size": 257}, "kernel_size must be at most 255 (the ops' size limit), got 257"),
+    ({"kernel_size": 2147483647}, "kernel_size must be at most 255"),
+    ({"scale_factor": 65}, "scale_factor must be at most 64 (the ops' size limit), got 65"),
 ])
 def test_custom_node_attributes_are_validated_like_the_plugin_does(attrs, fragment):
     model = _model([_carafe_node(**attrs)], [X, MASKS], [_out("y")], extra_opsets=["attn_deploy"])
     result = check_model(model)
     assert not result
     assert any(fragment in r for r in _reasons(result, "carafe")), _reasons(result, "carafe")
+
+
+def test_plugin_nodes_beyond_the_ops_plane_limit_are_refused():
+    """The same size limits as the op's argument check and the plugin core (op_contract)."""
+    features = h.make_tensor_value_info("x", T.FLOAT, [1, 8, 8192, 8192])
+    masks = h.make_tensor_value_info("m", T.FLOAT, [1, 50, 16384, 16384])
+    result = check_model(_model([_carafe_node()], [features, masks], [_out("y")],
+                                extra_opsets=["attn_deploy"]))
+    assert any("H*W*scale_factor^2 = 8192*8192*2^2 = 268435456 must be below 2^27" in r
+               for r in _reasons(result, "carafe")), _reasons(result, "carafe")
+    q = h.make_tensor_value_info("q", T.FLOAT, [1, 2, 8192, 16384])
+    v = h.make_tensor_value_info("v", T.FLOAT, [1, 4, 8192, 16384])
+    node = h.make_node("CrissCrossAttention", ["q", "q", "v"], ["y"], name="cca",
+                       domain="attn_deploy")
+    result = check_model(_model([node], [q, v], [_out("y")], extra_opsets=["attn_deploy"]))
+    assert any("H*W = 8192*16384 = 134217728 must be below 2^27" in r
+               for r in _reasons(result, "cca")), _reasons(result, "cca")
+    small = h.make_tensor_value_info("q", T.FLOAT, [1, 2, 8192, 16383])
+    result = check_model(_model([node], [small, v], [_out("y")], extra_opsets=["attn_deploy"]))
+    assert not any("2^27" in r for r in _reasons(result, "cca"))
 
 
 def test_missing_and_mistyped_plugin_attributes():
