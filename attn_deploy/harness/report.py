@@ -175,20 +175,28 @@ def write_bench(results, settings: Mapping[str, str], out_dir: str | Path) -> li
 
 
 README_START, README_END = "<!-- compat-table:start -->", "<!-- compat-table:end -->"
+SPEED_MARKERS = ("<!-- speed-table:start -->", "<!-- speed-table:end -->")
+
+
+def update_readme_section(readme: str | Path, markers: tuple[str, str],
+                          lines: list[str]) -> bool:
+    """Replace the README's block between ``markers`` (start, end) with ``lines``
+    (atomically). Returns False when the README has no such markers."""
+    readme = Path(readme)
+    text = readme.read_text()
+    start, end = markers
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write_text(readme, head + "\n".join([start, *lines, end]) + tail)
+    return True
 
 
 def update_readme(readme: str | Path, compat_md: str | Path) -> bool:
     """Replace the README's block between the compat-table markers with the table from
     ``compat_md`` (atomically). Returns False when the README has no markers."""
-    readme = Path(readme)
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        return False
     lines = Path(compat_md).read_text().splitlines()
     summary = [ln for ln in lines if ln.startswith("**")]
     table = summary + [""] + [ln for ln in lines if ln.startswith("|")]
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    body = "\n".join([README_START, *table, README_END])
-    atomic_write_text(readme, head + body + tail)
-    return True
+    return update_readme_section(readme, (README_START, README_END), table)

@@ -1,15 +1,26 @@
-"""Native CARAFE and criss-cross attention kernels against the PyTorch references, side by side.
+"""CARAFE and criss-cross attention at deployment sizes against the machine's floor, and the
+native kernels against the PyTorch references, side by side.
 
-    python -m attn_deploy.ops.benchmark [--repeats 30] [--threads N]
+    python -m attn_deploy.ops.benchmark [--repeats 15] [--threads 2] [--bodies]
+                                        [--markdown FILE] [--readme README.md] [--deploy-only]
 
-For each case it prints the median time of the native op and of the reference (runs interleaved,
-same inputs, same thread count), their ratio against the speed-up target set per case in
-``_cases`` (forward: 5x for CARAFE, 1.5x for criss-cross attention), and the peak memory
-each allocates (CPU: the torch profiler's allocation tracking, which leaves out the native CPU
-loops' per-thread scratch of at most (H+W)*W floats; CUDA: max_memory_allocated). With
-a CUDA device it also times the CUDA kernels and compares them with the memory-bandwidth floor:
-the bytes the op must move (inputs read once, output written once) over the measured bandwidth of
-a large device-to-device copy.
+Deployment sizes (issue 15): CARAFE features 1x256x64x64 -> 128x128 (k=5, G=1, s=2; CARAFE FPN)
+and criss-cross attention q/k 1x64x64x64, v 1x512x64x64 (CCNet head at 512x512). For each it
+times, interleaved in the same rounds: the native kernel, the PyTorch reference, the op's ONNX
+function body on ONNX Runtime CPU (``--threads`` threads, spinning off), and the floor probes of
+``attn_deploy.harness.floors`` (a large copy and a 2048^3 fp32 GEMM), and prints each time with
+its ratio to the floor = max(bytes moved / copy rate, FLOPs / GEMM rate). ``--bodies`` adds
+every candidate CARAFE body; ``--markdown`` writes the table, ``--readme`` replaces the README's
+speed-table section with it.
+
+Then, with native kernels built, the small-size comparison: the median time of the native op
+and of the reference (runs interleaved, same inputs, same thread count), their ratio against the
+speed-up target set per case in ``_cases`` (forward: 5x for CARAFE, 1.5x for criss-cross
+attention), and the peak memory each allocates (CPU: the torch profiler's allocation tracking,
+which leaves out the native CPU loops' per-thread scratch of at most (H+W)*W floats; CUDA:
+max_memory_allocated). With a CUDA device it also times the CUDA kernels and compares them
+with the memory-bandwidth floor: the bytes the op must move (inputs read once, output written
+once) over the measured bandwidth of a large device-to-device copy.
 """
 from __future__ import annotations
 
@@ -19,6 +30,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -164,15 +176,157 @@ def run(device: torch.device, repeats: int) -> list[dict]:
     return results
 
 
+DEPLOY_GOALS = {"native": 3.0, "ORT": {"carafe": 15.0, "criss_cross": 3.0}}
+
+
+@dataclass
+class DeployCase:
+    """One op at a deployment size: its inputs and the callables to time."""
+    key: str
+    title: str
+    bytes_moved: float
+    flops: float
+    native: Callable | None
+    reference: Callable
+    ort: dict[str, Callable]  # ONNX body name -> run
+
+
+def _ort_session(proto, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # interleaved
+    return ort.InferenceSession(proto.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
+
+
+def _deploy_cases(ext, threads: int, bodies: bool) -> list[DeployCase]:
+    from attn_deploy.harness.floors import carafe_cost, criss_cross_cost
+    from attn_deploy.ops.onnx_carafe import BODIES, body_kind, carafe_function
+    from attn_deploy.ops.onnx_criss_cross import criss_cross_function
+    from attn_deploy.ops.onnx_functions import single_node_model
+
+    carafe_ref, cca_ref = _references()
+    gen = torch.Generator().manual_seed(0)
+    cfg = (5, 1, 2)
+    features = torch.randn(1, 256, 64, 64, generator=gen)
+    masks = torch.rand(1, 25, 128, 128, generator=gen).softmax(1)
+    feed = {"features": features.numpy(), "masks": masks.numpy()}
+    attrs = dict(zip(("kernel_size", "group_size", "scale_factor"), cfg))
+    kinds = sorted(BODIES, key=lambda kind: kind != body_kind(*cfg)) if bodies \
+        else [body_kind(*cfg)]
+    carafe_ort = {}
+    for kind in kinds:
+        session = _ort_session(single_node_model(carafe_function([cfg], 18, kind=kind), attrs),
+                               threads)
+        carafe_ort[kind] = (lambda s: lambda: s.run(None, feed))(session)
+    q, k, v = (torch.randn(1, c, 64, 64, generator=gen) for c in (64, 64, 512))
+    cca_feed = {"query": q.numpy(), "key": k.numpy(), "value": v.numpy()}
+    cca_session = _ort_session(single_node_model(criss_cross_function(18)), threads)
+    return [
+        DeployCase("carafe", "CARAFE features 1x256x64x64 -> 128x128, k=5, G=1, s=2 "
+                   "(CARAFE FPN)", *carafe_cost(1, 256, 64, 64, *cfg),
+                   (lambda: ext.carafe_forward(features, masks, *cfg)) if ext else None,
+                   lambda: carafe_ref(features, masks, *cfg), carafe_ort),
+        DeployCase("criss_cross", "criss-cross q/k 1x64x64x64, v 1x512x64x64 "
+                   "(CCNet head at 512x512)", *criss_cross_cost(1, 64, 512, 64, 64),
+                   (lambda: ext.criss_cross_attention_forward(q, k, v)) if ext else None,
+                   lambda: cca_ref(q, k, v),
+                   {"criss_cross": lambda: cca_session.run(None, cca_feed)}),
+    ]
+
+
+def _ratio_cell(seconds: float | None, floor: float) -> str:
+    if seconds is None:
+        return "not built"
+    return f"{seconds * 1e3:.1f} ms ({seconds / floor:.1f}x)"
+
+
+def run_deploy(repeats: int, threads: int, bodies: bool = False) -> dict:
+    """Times the deployment cases and the floor probes interleaved; returns {"rates", "rows",
+    "markdown"}: one row per case with floor and median seconds per runtime."""
+    from attn_deploy.harness.floors import MachineRates, copy_probe, gemm_probe
+    from attn_deploy.ops._native import native_available
+
+    ext = load_extension() if native_available()["cpu"] else None
+    cases = _deploy_cases(ext, threads, bodies)
+    copy, copy_bytes = copy_probe()
+    gemm, gemm_flops = gemm_probe()
+    fns = {"copy probe": copy, "gemm probe": gemm}
+    for case in cases:
+        if case.native is not None:
+            fns[f"{case.key} native"] = case.native
+        fns[f"{case.key} reference"] = case.reference
+        fns.update({f"{case.key} ORT {kind}": fn for kind, fn in case.ort.items()})
+    times = _time_interleaved(fns, torch.device("cpu"), repeats)
+    rates = MachineRates(copy_bytes / times["copy probe"], gemm_flops / times["gemm probe"],
+                         torch.get_num_threads())
+    rows = []
+    for case in cases:
+        floor = rates.floor_s(case.bytes_moved, case.flops)
+        ort = {kind: times[f"{case.key} ORT {kind}"] for kind in case.ort}
+        rows.append({"case": case.key, "title": case.title, "floor_s": floor,
+                     "bytes": case.bytes_moved, "flops": case.flops,
+                     "native_s": times.get(f"{case.key} native"),
+                     "reference_s": times[f"{case.key} reference"], "ort_s": ort})
+    return {"rates": rates, "rows": rows, "markdown": deploy_markdown(rates, rows, repeats,
+                                                                       threads)}
+
+
+def deploy_markdown(rates, rows: list[dict], repeats: int, threads: int) -> str:
+    """The speed table (Markdown): floor, native, reference, ORT per case, with ratios."""
+    lines = [f"Measured by `python -m attn_deploy.ops.benchmark --threads {threads}` (medians "
+             f"of {repeats} interleaved rounds, ORT CPU with {threads} threads and spinning off): "
+             f"{rates.describe()}; floor = max(bytes moved / copy rate, FLOPs / GEMM rate).",
+             "",
+             "| case | floor | native | reference | ORT (custom node via its local function) | "
+             "goals |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        floor = row["floor_s"]
+        first, *others = row["ort_s"].items()
+        ort = _ratio_cell(first[1], floor)
+        if others:
+            ort += " [" + ", ".join(f"{kind} body: {_ratio_cell(t, floor)}"
+                                     for kind, t in others) + "]"
+        goal = (f"native <= {DEPLOY_GOALS['native']:.0f}x, "
+                f"ORT <= {DEPLOY_GOALS['ORT'][row['case']]:.0f}x")
+        lines.append(f"| {row['title']} | {floor * 1e3:.1f} ms | "
+                     f"{_ratio_cell(row['native_s'], floor)} | "
+                     f"{_ratio_cell(row['reference_s'], floor)} | {ort} | {goal} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (both sides)")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch and ONNX Runtime CPU threads (all sides; default 2)")
+    parser.add_argument("--bodies", action="store_true",
+                        help="also time every candidate ONNX body of CARAFE")
+    parser.add_argument("--markdown", help="write the deployment-size table to this file")
+    parser.add_argument("--readme", help="replace this README's speed-table section with it")
+    parser.add_argument("--deploy-only", action="store_true",
+                        help="only the deployment sizes (skip the native-vs-reference section)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     available = native_available()
     print(f"native ops: {available}")
+    deploy = run_deploy(args.repeats, args.threads, args.bodies)
+    print("\n" + deploy["markdown"])
+    if args.markdown:
+        from attn_deploy.atomic_write import atomic_write_text
+        print(f"wrote {atomic_write_text(args.markdown, deploy['markdown'])}")
+    if args.readme:
+        from attn_deploy.harness.report import SPEED_MARKERS, update_readme_section
+        if not update_readme_section(args.readme, SPEED_MARKERS,
+                                     deploy["markdown"].splitlines()):
+            print(f"{args.readme}: no {SPEED_MARKERS[0]} ... {SPEED_MARKERS[1]} section")
+            return 1
+        print(f"updated {args.readme}")
+    if args.deploy_only:
+        return 0
     if not available["cpu"]:
         print("native kernels unavailable; nothing to compare")
         return 1

@@ -103,3 +103,21 @@ def make_function(op: OpContract, opset: int, build: Callable[[Body], str], doc:
     return helper.make_function(DOMAIN, name or op.name, list(op.inputs), ["output"],
                                 body.nodes, [helper.make_opsetid("", opset)],
                                 attributes=list(op.int_attributes), doc_string=doc)
+
+
+def single_node_model(function: onnx.FunctionProto, attributes: dict | None = None,
+                      elem_type: int = onnx.TensorProto.FLOAT,
+                      opset: int = 18, rank: int = 4) -> onnx.ModelProto:
+    """A model of one ``attn_deploy::<function.name>`` node calling ``function``: inputs named
+    as the function's, of ``rank`` dynamic dims each, output ``output``; what a runtime runs for
+    one op call."""
+    def value(name: str) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, elem_type, [f"{name}_{i}" for i in range(rank)])
+
+    node = helper.make_node(function.name, list(function.input), ["output"], domain=DOMAIN,
+                            **(attributes or {}))
+    graph = helper.make_graph(
+        [node], function.name, [value(n) for n in function.input], [value("output")])
+    return helper.make_model(graph, functions=[function], ir_version=10,
+                             opset_imports=[helper.make_opsetid("", opset),
+                                            helper.make_opsetid(DOMAIN, DOMAIN_VERSION)])
