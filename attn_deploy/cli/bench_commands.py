@@ -27,25 +27,36 @@ def _print_bench(result) -> None:
     ratio = result.ratio("ort-cpu")
     if ratio is not None:
         print(f"  ORT CPU / eager: {ratio:.2f}")
+    if result.floor_ms:
+        times = ", ".join(f"{t.runtime} {t.median_ms / result.floor_ms:.1f}x"
+                          for t in result.timings)
+        print(f"  floor {result.floor_ms:.3f} ms; median / floor: {times or '-'}")
 
 
-def _bench_key(key, args, workdir):
+def _bench_key(key, args, workdir, rates=None):
     import torch
 
     from attn_deploy.export import export_block
     from attn_deploy.harness.bench import bench_runners, block_runners
+    from attn_deploy.harness.bench_sizes import bench_size
+    from attn_deploy.harness.floors import module_cost
     from attn_deploy.harness.shapes import dims_from_shapes, format_shapes, parse_shapes
     from attn_deploy.modules.registry import create, example_inputs, spec
 
+    size = bench_size(key, args.sizes)
     torch.manual_seed(0)
-    model = create(key)
-    s = spec(key)
-    dims = dims_from_shapes(s, parse_shapes(args.shapes)) if args.shapes else dict(s.dims)
+    model = create(key, **size.kwargs)
+    s = spec(key, **size.kwargs)
+    dims = dims_from_shapes(s, parse_shapes(args.shapes)) if args.shapes else dict(size.dims)
     path = export_block(key, Path(workdir) / f"{key}.onnx", model=model)
-    feed = {n: t.numpy() for n, t in zip(s.inputs, example_inputs(key, seed=7, **dims))}
+    inputs = example_inputs(key, seed=7, config=size.kwargs, **dims)
+    feed = {n: t.numpy() for n, t in zip(s.inputs, inputs)}
     runners = block_runners(key, model, path, args.runtimes, args.precision)
-    return bench_runners(key, runners, feed, repeats=args.repeats, warmup=args.warmup,
-                         shapes=format_shapes({n: a.shape for n, a in feed.items()}))
+    result = bench_runners(key, runners, feed, repeats=args.repeats, warmup=args.warmup,
+                           shapes=format_shapes({n: a.shape for n, a in feed.items()}))
+    if rates is not None:
+        result.floor_ms = rates.floor_s(*module_cost(model, inputs)) * 1e3
+    return result
 
 
 def _bench_file(path, args):
@@ -122,14 +133,14 @@ def _bench_recipe(path, args, workdir):
                          shapes=format_shapes({n: a.shape for n, a in feed.items()}))
 
 
-def _bench_targets(targets, args, workdir, results) -> None:
+def _bench_targets(targets, args, workdir, results, rates=None) -> None:
     from attn_deploy.modules.registry import list_modules
 
     for i, t in enumerate(targets, 1):
         if len(targets) > 1:
             print(f"[{i}/{len(targets)}] {t}", file=sys.stderr, flush=True)
         if t in list_modules():
-            results.append(_bench_key(t, args, workdir))
+            results.append(_bench_key(t, args, workdir, rates))
         elif Path(t).is_file():
             results.append(_bench_file(t, args))
         else:
@@ -144,14 +155,22 @@ def cmd_bench(args) -> int:
 
     if sum((args.all, bool(args.target), bool(args.recipe))) != 1:
         raise AttnDeployError("bench: give a block key, an ONNX file, --recipe FILE or --all")
+    if args.shapes and args.sizes != "default":
+        raise AttnDeployError("bench: give --shapes or --sizes, not both")
     targets = list_modules() if args.all else [args.target]
+    rates = None
+    if not args.no_floors:
+        from attn_deploy.harness.floors import measure_rates
+        rates = measure_rates()
+        print(f"machine floors (this process): {rates.describe()}; a block's floor = "
+              f"max(bytes moved / copy rate, FLOPs / GEMM rate)")
     results = []
     with tempfile.TemporaryDirectory(prefix="attn_deploy_bench_") as workdir:
         if args.recipe:
             results.append(_bench_recipe(args.recipe, args, workdir))
             _print_bench(results[-1])
         else:
-            _bench_targets(targets, args, workdir, results)
+            _bench_targets(targets, args, workdir, results, rates)
     if args.out:
         paths = write_bench(results, settings(), args.out)
         print("wrote " + ", ".join(str(p) for p in paths))
@@ -192,6 +211,7 @@ def cmd_polygraphy(args) -> int:
 def add_commands(sub) -> None:
     from attn_deploy.backends import RUNTIMES
     from attn_deploy.harness.bench import BENCH_RUNTIMES
+    from attn_deploy.harness.bench_sizes import SIZES
 
     p = sub.add_parser("bench", help="latency per runtime, measured side by side")
     p.add_argument("target", nargs="?", help="block key or ONNX file")
@@ -202,6 +222,11 @@ def add_commands(sub) -> None:
     p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(BENCH_RUNTIMES),
                    metavar="RUNTIME", help="runtimes to time (default: all but onnx-reference)")
     p.add_argument("--shapes", metavar="NAME:DxDx..", help="input shapes (default: spec dims)")
+    p.add_argument("--sizes", choices=SIZES, default="default",
+                   help="block sizes: the spec's default dims, or deploy (deployment sizes: "
+                        "CARAFE FPN, CCNet head at 512x512, 32x32 maps, 128 tokens)")
+    p.add_argument("--no-floors", action="store_true",
+                   help="skip measuring the machine's floors (copy and GEMM rates)")
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
     p.add_argument("--repeats", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)

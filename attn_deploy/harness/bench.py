@@ -74,6 +74,8 @@ class BenchResult:
     timings: list[RuntimeTiming] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    # The machine's floor for one forward (attn_deploy.harness.floors), when measured
+    floor_ms: float | None = None
 
     def median(self, runtime: str) -> float | None:
         return next((t.median_ms for t in self.timings if t.runtime == runtime), None)

@@ -103,7 +103,7 @@ def criss_cross_cost(n: int, cq: int, c: int, h: int, w: int,
 
 def _custom_op_flops() -> dict:
     """FLOP formulas of attn_deploy's custom ops for torch's FlopCounterMode (which knows only
-    aten ops), keyed by op overload."""
+    aten ops), keyed by op packet as the counter looks them up."""
     import attn_deploy.ops  # noqa: F401  (registers torch.ops.attn_deploy.*)
 
     def carafe_flops(features_shape, masks_shape, kernel_size, group_size, scale_factor,
@@ -115,8 +115,8 @@ def _custom_op_flops() -> dict:
         n, cq, h, w = q_shape
         return int(criss_cross_cost(n, cq, v_shape[1], h, w)[1])
 
-    return {torch.ops.attn_deploy.carafe.default: carafe_flops,
-            torch.ops.attn_deploy.criss_cross_attention.default: criss_cross_flops}
+    return {torch.ops.attn_deploy.carafe: carafe_flops,
+            torch.ops.attn_deploy.criss_cross_attention: criss_cross_flops}
 
 
 def module_cost(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[float, float]:

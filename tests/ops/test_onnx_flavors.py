@@ -1,6 +1,7 @@
 """ONNX export of the custom ops: one attn_deploy node per call with a standard-op local function
 (ONNX Runtime and onnx.reference run it), the plain and tensorrt flavors, and the function
-bodies themselves against the PyTorch references over many attribute sets."""
+bodies themselves against the PyTorch references over many attribute sets and shapes (fresh
+random inputs each run), on ONNX Runtime and onnx.reference."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,9 @@ import attn_deploy as ad
 from attn_deploy.export.flavors import apply_flavor
 from attn_deploy.ops import (carafe, carafe_reference, criss_cross_attention,
                              criss_cross_attention_reference)
-from attn_deploy.ops.onnx_carafe import BODIES, carafe_function
+from attn_deploy.ops.onnx_carafe import BODIES, body_kind, carafe_function
 from attn_deploy.ops.onnx_criss_cross import criss_cross_function
+from attn_deploy.ops.onnx_functions import single_node_model
 
 DOMAIN = "attn_deploy"
 
@@ -148,43 +150,65 @@ def test_tensorrt_flavor_binds_nodes_to_the_plugins(single, mixed, tmp_path):
         ort.InferenceSession(trt.SerializeToString())
 
 
-def one_node_model(op_type, inputs, attrs, function, dtype=TensorProto.FLOAT):
-    node = helper.make_node(op_type, list(inputs), ["y"], domain=DOMAIN, **attrs)
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info(n, dtype, None) for n in inputs],
-        [helper.make_tensor_value_info("y", dtype, None)])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
-                                                   helper.make_opsetid(DOMAIN, 1)],
-                             functions=[function], ir_version=10)
+def carafe_model(cfg, kind=None, dtype=TensorProto.FLOAT):
+    k, g, s = cfg
+    return single_node_model(carafe_function([cfg], 18, kind=kind),
+                             dict(kernel_size=k, group_size=g, scale_factor=s), dtype)
 
 
+# (k, G, s): k = 1, 3, 5, 7, 9 (9: a tile wider than the default 8 columns), G = 1, 2, 4,
+# s = 1 to 4
 CARAFE_CONFIGS = [(1, 1, 1), (1, 2, 3), (3, 1, 2), (3, 2, 3), (5, 1, 2), (5, 4, 1), (7, 1, 2),
-                  (5, 2, 3)]
+                  (5, 2, 4), (9, 1, 2)]
+# (N, C, H, W): one tile and several (W up to 19, a partial last tile), 1x1, batch 2, odd sizes
+CARAFE_SHAPES = [(2, 8, 5, 6), (1, 4, 1, 1), (1, 4, 2, 9), (2, 8, 7, 19)]
+
+
+def carafe_inputs(n, c, h, w, cfg):
+    k, g, s = cfg
+    return torch.randn(n, c, h, w), torch.rand(n, g * k * k, s * h, s * w)
 
 
 @pytest.mark.parametrize("kind", sorted(BODIES))
 @pytest.mark.parametrize("cfg", CARAFE_CONFIGS)
 def test_carafe_bodies_match_the_reference(kind, cfg):
-    k, g, s = cfg
-    proto = one_node_model("CARAFE", ["features", "masks"],
-                           dict(kernel_size=k, group_size=g, scale_factor=s),
-                           carafe_function([cfg], 18, kind=kind))
-    session = ort.InferenceSession(proto.SerializeToString())
-    for n, c, h, w in ((2, 8, 5, 6), (1, 4, 1, 1), (1, 4, 2, 9)):
-        f = torch.randn(n, c, h, w)
-        m = torch.rand(n, g * k * k, s * h, s * w)
+    session = ort.InferenceSession(carafe_model(cfg, kind).SerializeToString())
+    for shape in CARAFE_SHAPES:
+        f, m = carafe_inputs(*shape, cfg)
         (y,) = session.run(None, {"features": f.numpy(), "masks": m.numpy()})
-        assert rel_l2(y, carafe_reference(f, m, k, g, s).numpy()) <= 1e-6
+        expected = carafe_reference(f, m, *cfg).numpy()
+        assert y.shape == expected.shape and rel_l2(y, expected) <= 1e-6, shape
+
+
+@pytest.mark.parametrize("cfg", [(5, 1, 2), (3, 2, 3), (1, 1, 2), (7, 2, 1)])
+def test_default_carafe_body_runs_in_onnx_reference(cfg):
+    """onnx.reference evaluates the chosen body op by op (its own kernels, not ORT's)."""
+    run = ReferenceEvaluator(carafe_model(cfg)).run
+    for shape in CARAFE_SHAPES[::2] + [(1, 4, 3, 11)]:
+        f, m = carafe_inputs(*shape, cfg)
+        (y,) = run(None, {"features": f.numpy(), "masks": m.numpy()})
+        assert rel_l2(y, carafe_reference(f, m, *cfg).numpy()) <= 1e-6, shape
+
+
+def test_carafe_band_body_in_float16():
+    cfg = (5, 1, 2)
+    session = ort.InferenceSession(carafe_model(cfg, "band", TensorProto.FLOAT16)
+                                   .SerializeToString())
+    f, m = carafe_inputs(1, 8, 6, 13, cfg)
+    (y,) = session.run(None, {"features": f.half().numpy(), "masks": m.half().numpy()})
+    assert y.dtype == np.float16
+    expected = carafe_reference(f.half().float(), m.half().float(), *cfg).numpy()
+    assert rel_l2(y.astype(np.float32), expected) <= 5e-3
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_criss_cross_body_matches_the_reference(dtype):
     onnx_dtype = TensorProto.FLOAT if dtype == torch.float32 else TensorProto.FLOAT16
-    proto = one_node_model("CrissCrossAttention", ["query", "key", "value"], {},
-                           criss_cross_function(18), dtype=onnx_dtype)
+    proto = single_node_model(criss_cross_function(18), elem_type=onnx_dtype)
     runners = [ort.InferenceSession(proto.SerializeToString()).run,
                ReferenceEvaluator(proto).run]
-    for n, cq, c, h, w in ((2, 3, 5, 4, 6), (1, 2, 3, 1, 5), (1, 2, 3, 6, 1), (2, 4, 4, 7, 7)):
+    for n, cq, c, h, w in ((2, 3, 5, 4, 6), (1, 2, 3, 1, 5), (1, 2, 3, 6, 1), (2, 4, 4, 7, 7),
+                           (1, 1, 2, 1, 1), (1, 3, 6, 5, 9)):
         q, k, v = (torch.randn(n, ch, h, w).to(dtype) for ch in (cq, cq, c))
         expected = criss_cross_attention_reference(q.float(), k.float(), v.float()).numpy()
         feed = {"query": q.numpy(), "key": k.numpy(), "value": v.numpy()}
@@ -193,6 +217,57 @@ def test_criss_cross_body_matches_the_reference(dtype):
             assert y.dtype == q.numpy().dtype
             assert rel_l2(y.astype(np.float32), expected) <= (1e-6 if dtype == torch.float32
                                                               else 5e-3)
+
+
+def test_criss_cross_body_softmax_is_stable_for_large_energies():
+    """Energies in the thousands: exp would overflow without subtracting the per-pixel max."""
+    run = ort.InferenceSession(single_node_model(criss_cross_function(18))
+                               .SerializeToString()).run
+    q, k, v = torch.randn(1, 4, 5, 6) * 40, torch.randn(1, 4, 5, 6) * 40, torch.randn(1, 3, 5, 6)
+    (y,) = run(None, {"query": q.numpy(), "key": k.numpy(), "value": v.numpy()})
+    expected = criss_cross_attention_reference(q, k, v).numpy()
+    assert np.isfinite(y).all() and rel_l2(y, expected) <= 1e-5
+
+
+def _op_types(nodes):
+    return sorted(n.op_type for n in nodes)
+
+
+@pytest.mark.parametrize("cfg", [(5, 1, 2), (1, 1, 2)])
+def test_plain_flavor_inlines_the_same_bodies(cfg):
+    """The plain flavor is the default flavor's function bodies, inlined: the same nodes."""
+    carafe = carafe_model(cfg)
+    plain = apply_flavor(onnx.ModelProto.FromString(carafe.SerializeToString()), "plain")
+    assert _op_types(plain.graph.node) == _op_types(carafe.functions[0].node)
+    cca = single_node_model(criss_cross_function(18))
+    plain = apply_flavor(onnx.ModelProto.FromString(cca.SerializeToString()), "plain")
+    assert _op_types(plain.graph.node) == _op_types(cca.functions[0].node)
+
+
+@pytest.mark.parametrize("cfg", [(5, 1, 2), (9, 4, 3)])
+def test_bodies_stay_within_tensorrt_limits(cfg):
+    """Every intermediate tensor has rank <= 8 (TensorRT's Dims::MAX_DIMS), and the static
+    TensorRT check passes the bodies on every TensorRT version it knows."""
+    from attn_deploy.tensorrt.compat import check_model
+
+    k, g, s = cfg
+    for model, shapes in (
+            (carafe_model(cfg),
+             {"features": [2, 8, 5, 11], "masks": [2, g * k * k, 5 * s, 11 * s]}),
+            (single_node_model(criss_cross_function(18)),
+             {"query": [2, 3, 5, 7], "key": [2, 3, 5, 7], "value": [2, 4, 5, 7]})):
+        plain = apply_flavor(onnx.ModelProto.FromString(model.SerializeToString()), "plain")
+        for i in plain.graph.input:
+            dims = i.type.tensor_type.shape.dim
+            for d, size in zip(dims, shapes[i.name]):
+                d.Clear()
+                d.dim_value = size
+        inferred = onnx.shape_inference.infer_shapes(plain, strict_mode=True, data_prop=True)
+        ranks = [len(v.type.tensor_type.shape.dim) for v in inferred.graph.value_info
+                 if v.type.tensor_type.HasField("shape")]
+        assert len(ranks) > 10 and max(ranks) <= 8
+        assert check_model(model), check_model(model).summary()
+        assert check_model(plain), check_model(plain).summary()
 
 
 class References(nn.Module):
