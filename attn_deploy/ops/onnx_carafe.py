@@ -19,14 +19,16 @@ them when a model mixes configurations):
 
 How the layout was chosen (ONNX Runtime 1.32 CPU, 2 threads, spinning off; ``python -m
 attn_deploy.ops.benchmark --bodies`` times the bodies side by side): ORT's Transpose is fast
-only when it moves one axis (and fastest when the moved axis' inner block is one element), and
-ORT merges consecutive Transposes into one general permutation, which runs 10-50x slower than a
-copy. So the GEMM batch is (N, G, H, sy, tile), giving an output [N, G, H, sy, tile, T*s, C/G]
-that needs one single-axis Transpose (channels out) to be the result; an output with sy inside
-the GEMM rows needed a general permutation (2x slower in total). At the CARAFE FPN size
-(features 1x256x64x64, k=5, G=1, s=2) ``band`` with T=8 beat T=4 and T=16, ``shift`` by 2.5x
-(k=3) to 7x (k=5, s=4), and the previous unfold body (all k*k taps gathered channels-last, 25x
-the features, plus a 7-D Transpose) by 5x; ``shift`` wins for k=1 only.
+only when it moves one axis (fastest when the moved axis' inner block is one element), and ORT
+merges consecutive Transposes into one general permutation, which ran 10-50x slower than a
+copy. So the GEMM batch is (N, G, H, sy, tile), and its output [N, G, H, sy, tile, T*s, C/G]
+needs one single-axis Transpose (channels out) to be the result. Slower variants measured: sy
+inside the GEMM rows (a second Transpose: 1.2x slower kept apart, 2x when ORT merged the two),
+channels-first windows (C/G as GEMM rows: a faster MatMul, but dearer windows; 1.2x slower),
+T=4 and T=16 (1.1-1.4x slower than T=8). At the CARAFE FPN size (features 1x256x64x64, k=5,
+G=1, s=2) ``band`` beat ``shift`` 2.5x (k=3) to 7x (k=5, s=4) and the previous unfold body (all
+k*k taps gathered channels-last, 25x the features, then a 7-D Transpose) 4-6x; ``shift`` wins
+for k=1 only.
 """
 from __future__ import annotations
 
@@ -58,6 +60,8 @@ def _output_shape(b: Body, x: str, m: str) -> str:
 
 
 def shift_body(b: Body, x: str, m: str, k: int, g: int, s: int) -> str:
+    """features [N, C, H, W], masks [N, G*k*k, sH, sW] -> [N, C, sH, sW], one shifted
+    multiply-add per tap over the upsampled features (module docstring)."""
     r = (k - 1) // 2
     xp = b.op("Pad", x, b.ints(0, 0, r, r, 0, 0, r, r)) if r else x
     if s > 1:  # the r zero rows/cols upsample to the s*r zeros the shifted taps need
@@ -104,6 +108,8 @@ def _band_matrix(b: Body, m: str, x: str, k: int, g: int, s: int, tile: int, nt:
 
 
 def band_body(b: Body, x: str, m: str, k: int, g: int, s: int, tile: int = TILE) -> str:
+    """features [N, C, H, W], masks [N, G*k*k, sH, sW] -> [N, C, sH, sW] as banded MatMuls
+    over tiles of ``tile`` columns (module docstring)."""
     r = (k - 1) // 2
     tile = max(tile, 2 * r)  # the halo of a tile must come from the next tile alone
     w = b.dim(x, 3)

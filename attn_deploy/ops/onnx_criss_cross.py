@@ -16,7 +16,7 @@ attn_deploy.ops.benchmark``): every large Transpose moves a single axis (ORT's f
 general permutations of the first body, e.g. value to [N, W, H, C], ran 10-50x slower than a
 copy), and no Transpose feeds a MatMul (ORT fuses those into a FusedMatMul that ran 3-4x slower
 than MatMul here). A Concat + Softmax + Slice over the H + W positions ran the same speed but
-needs those transposed operands. 3-5x faster than the first body at 1x512x64x64.
+needs those transposed operands. 2-3x faster than the first body at 1x512x64x64.
 """
 from __future__ import annotations
 
