@@ -248,7 +248,7 @@ def test_plain_flavor_inlines_the_same_bodies(cfg):
 def test_bodies_stay_within_tensorrt_limits(cfg):
     """Every intermediate tensor has rank <= 8 (TensorRT's Dims::MAX_DIMS), and the static
     TensorRT check passes the bodies on every TensorRT version it knows."""
-    from attn_deploy.tensorrt.compat import check_model
+    from attn_deploy.trt_check.model_check import check_model
 
     k, g, s = cfg
     for model, shapes in (
