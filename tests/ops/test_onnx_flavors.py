@@ -180,6 +180,16 @@ def test_carafe_bodies_match_the_reference(kind, cfg):
         assert y.shape == expected.shape and rel_l2(y, expected) <= 1e-6, shape
 
 
+def test_default_carafe_body_is_the_band_except_for_k1():
+    """The body measured fastest (module docstring of onnx_carafe): banded MatMuls for k >= 3,
+    the shifted multiply-add (one Resize and one Mul) for k = 1."""
+    assert [body_kind(*cfg) for cfg in [(5, 1, 2), (3, 4, 1), (1, 1, 2), (1, 2, 3)]] == \
+        ["band", "band", "shift", "shift"]
+    assert "MatMul" in {n.op_type for n in carafe_function([(5, 1, 2)], 18).node}
+    assert {"Resize", "MatMul"} & {n.op_type for n in carafe_function([(1, 1, 2)], 18).node} \
+        == {"Resize"}
+
+
 @pytest.mark.parametrize("cfg", [(5, 1, 2), (3, 2, 3), (1, 1, 2), (7, 2, 1)])
 def test_default_carafe_body_runs_in_onnx_reference(cfg):
     """onnx.reference evaluates the chosen body op by op (its own kernels, not ORT's)."""
