@@ -162,8 +162,6 @@ def cmd_bench(args) -> int:
     if not args.no_floors:
         from attn_deploy.harness.floors import measure_rates
         rates = measure_rates()
-        print(f"machine floors (this process): {rates.describe()}; a block's floor = "
-              f"max(bytes moved / copy rate, FLOPs / GEMM rate)")
     results = []
     with tempfile.TemporaryDirectory(prefix="attn_deploy_bench_") as workdir:
         if args.recipe:
@@ -171,6 +169,9 @@ def cmd_bench(args) -> int:
             _print_bench(results[-1])
         else:
             _bench_targets(targets, args, workdir, results, rates)
+    if rates is not None:
+        print(f"machine floors (this process): {rates.describe()}; a block's floor = "
+              f"max(bytes moved / copy rate, FLOPs / GEMM rate)")
     if args.out:
         paths = write_bench(results, settings(), args.out)
         print("wrote " + ", ".join(str(p) for p in paths))
