@@ -57,6 +57,9 @@ def cmd_export(args) -> int:
 
 
 def _print_validation(v) -> None:
+    q = getattr(v, "quantization", None)
+    if q is not None:
+        print(q.summary())
     from attn_deploy.harness.table import format_validation
     print(format_validation(v))
 
@@ -83,13 +86,17 @@ def cmd_validate(args) -> int:
     runtimes = with_required(args.runtimes, args.require)
     shapes = [parse_shapes(s) for s in args.shapes or []]
     target = args.target
+    if args.precision != "fp32" and golden is not None:
+        raise AttnDeployError("--load-outputs holds fp32 reference outputs; leave out "
+                              f"--precision {args.precision}")
     if Path(target).suffix == ".onnx" or Path(target).exists():
         # An ONNX file needs no PyTorch (the runtime-only install); a block key does.
         if golden is not None:
             v = validate_golden(target, golden, runtimes=runtimes, progress=progress)
         else:
             v = validate_file(target, shapes=shapes or _block_shapes_from_metadata(target),
-                              runtimes=runtimes, progress=progress)
+                              runtimes=runtimes, progress=progress, precision=args.precision,
+                              reference_model=args.reference)
         reference = "ort-cpu"
     else:
         v = _validate_block_target(target, args, shapes, golden, runtimes)
@@ -121,7 +128,7 @@ def _validate_block_target(target: str, args, shapes, golden, runtimes):
         if golden is not None:
             return _validate_block_golden(target, workdir, args.flavor, golden, runtimes)
         return validate_block(target, runtimes=runtimes, dims=dims, flavor=args.flavor,
-                              workdir=workdir, progress=progress)
+                              workdir=workdir, progress=progress, precision=args.precision)
 
 
 def _validate_block_golden(key: str, workdir: Path, flavor: str, golden, runtimes):
@@ -256,4 +263,10 @@ def add_commands(sub) -> None:
     p.add_argument("--flavor", choices=FLAVORS, default="default")
     p.add_argument("--workdir", default=None, help="where to write the exported file")
     add_result_options(p, golden=True)
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="int8: quantize the block (seeded calibration inputs) or take FILE as "
+                        "an int8 (Q/DQ) file, and judge it against fp32 on held-out inputs by "
+                        "SQNR and cosine similarity (see `attn-deploy quantize`)")
+    p.add_argument("--reference", metavar="FP32.onnx",
+                   help="with an int8 FILE: the fp32 file it was quantized from (the reference)")
     p.set_defaults(func=cmd_validate)

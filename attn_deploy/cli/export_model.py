@@ -140,6 +140,10 @@ def export_user_model(args, progress: Callable[[str], None],
         print(result.swap_check)
     if result.validation is not None:
         print_validation(result.validation)
+    if result.quantization is not None:
+        print(result.quantization.summary())
+    if result.int8 is not None:
+        print_validation(result.int8)
     e = result.engine
     print(f"engine: {e.status}" + (f" {e.path}" if e.path else "")
           + (f" ({e.message.splitlines()[0][:200]})" if e.message else ""))

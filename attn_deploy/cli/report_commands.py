@@ -38,6 +38,19 @@ def trt_check_cell(path) -> str:
     return "pass" if result else f"fail: {len(result.failures())} node(s)"
 
 
+def _int8(key: str, model, fp32_path: str) -> dict:
+    """The int8 column: quantize the exported file and judge it on ONNX Runtime CPU against
+    PyTorch fp32 on held-out inputs at the spec's dims and alternate dims."""
+    from attn_deploy.harness.validate import Validation
+    from attn_deploy.modules.registry import spec
+    from attn_deploy.quantize.block_quantization import int8_cell, validate_int8
+
+    s = spec(key, **model.attn_deploy_config["kwargs"])
+    v = validate_int8(Validation(key, fp32_path, export_ok=True), model, ["ort-cpu"],
+                      [dict(s.dims), s.alternate_dims()], progress=progress)
+    return int8_cell(v)
+
+
 def cmd_report(args) -> int:
     import torch
 
@@ -66,9 +79,10 @@ def cmd_report(args) -> int:
             benches.append(_bench(key, model, v.onnx_path, args.runtimes))
             lat = {t.runtime: t.median_ms for t in benches[-1].timings}
         s = spec(key)
+        int8 = _int8(key, model, v.onnx_path) if v.export_ok and not args.no_int8 else None
         rows.append(row(v, family=s.family, export_path=s.export_path,
                         trt_check=trt_check_cell(v.onnx_path) if v.export_ok else "-",
-                        latency=lat))
+                        latency=lat, int8=int8))
     md, js = write_report(rows, args.out)
     if benches:
         from attn_deploy.harness.bench import settings
@@ -95,6 +109,8 @@ def add_commands(sub) -> None:
     p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, metavar="RUNTIME")
     p.add_argument("--workdir", help="where exported files go (default: a temp folder)")
     p.add_argument("--no-latency", action="store_true", help="skip the latency columns")
+    p.add_argument("--no-int8", action="store_true",
+                   help="skip the int8 column (quantize each block, SQNR on held-out inputs)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any block fails")
     p.add_argument("--readme", help="also put the table into this README, between its "
                                     "compat-table markers")

@@ -32,11 +32,15 @@ class DeployResult:
     engine: EngineStep = field(default_factory=lambda: EngineStep("not asked"))
     swap_check: str = ""                       # original vs swapped model, when layers changed
     checkpoint: object | None = None           # attn_deploy.deploy.CheckpointReport, if loaded
+    quantization: object | None = None         # attn_deploy.quantize.QuantizeResult
+    int8: object | None = None                 # the int8 file's Validation
 
     @property
     def passed(self) -> bool:
-        """Validated (when asked) and the engine built where it was asked and possible."""
+        """Validated (when asked), the int8 file within its rule (when asked) and the engine
+        built where it was asked and possible."""
         ok = self.validation is None or self.validation.passed
+        ok = ok and (self.int8 is None or self.int8.passed)
         return ok and self.engine.status in ("built", "unavailable", "not asked")
 
 
@@ -196,6 +200,32 @@ def check_swaps(original: nn.Module, swapped: nn.Module, example) -> str:
     return f"swapped model matches the original (relative L2 error {worst:.1e})"
 
 
+def quantize_step(recipe, result: DeployResult, shapes: Sequence[Mapping[str, int]] | None,
+                  progress: Progress | None = None) -> None:
+    """A recipe's [quantize] table: the int8 file beside the export, validated (when
+    ``shapes``) against the fp32 file, itself validated against PyTorch, on held-out inputs."""
+    from attn_deploy.harness.validate import validate_file
+    from attn_deploy.quantize.quantizer import quantize_model
+
+    q = recipe.quantize
+    output = Path(q["output"])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    samples = q.get("samples", 32)
+    calibration = q["calibration"]
+    if calibration == "random":  # seeded normals at the export sizes: smoke tests only
+        calibration = [{s.name: t.numpy() for s, t in zip(recipe.inputs, example_tensors(
+            recipe.inputs, recipe.dims, seed=recipe.seed + 5000 + i))} for i in range(samples)]
+    result.quantization = quantize_model(result.onnx_path, output, calibration,
+                                         method=q.get("method", "minmax"), samples=samples)
+    if progress:
+        progress(f"quantized {output} ({len(result.quantization.quantized_nodes)} node(s) int8)")
+    if shapes is not None:
+        result.int8 = validate_file(
+            output, shapes=[{s.name: s.shape(d) for s in recipe.inputs} for d in shapes],
+            runtimes=q.get("runtimes", ["ort-cpu"]), precision="int8",
+            reference_model=result.onnx_path, progress=progress, seed=recipe.seed + 1)
+
+
 def run_recipe(recipe, *, output: str | Path | None = None,
                runtimes: Sequence[str] | None = None, validate: bool = True,
                progress: Progress | None = None) -> DeployResult:
@@ -227,4 +257,6 @@ def run_recipe(recipe, *, output: str | Path | None = None,
         metadata={"attn_deploy_recipe": recipe.name, "attn_deploy_model": recipe.factory},
         progress=progress, seed=recipe.seed)
     result.checkpoint = loaded
+    if recipe.quantize is not None:
+        quantize_step(recipe, result, recipe.shapes if validate else None, progress)
     return result

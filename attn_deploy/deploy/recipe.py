@@ -31,6 +31,13 @@
     precision = "fp32"
     tolerances = { fp32 = 1e-5, fp16 = 1e-2 }              # relative L2 per precision
 
+    [quantize]                                             # optional: int8 Q/DQ file
+    output = "build/ccnet_small.int8.onnx"
+    calibration = "calib/"          # .npz/.npy folder, "package.module:function", or "random"
+    samples = 32                                           # at most this many (random: this many)
+    method = "minmax"                                      # minmax | entropy | percentile
+    runtimes = ["ort-cpu"]                                 # int8 validation, held-out inputs
+
     [tensorrt]                                             # optional: engine where TensorRT is
     engine = "build/fpn.engine"
     precision = "fp16"                                     # fp32 | fp16
@@ -61,6 +68,7 @@ _SCHEMA: dict[str, set[str]] = {
                "max_dims"},
     "validate": {"shapes", "runtimes", "precision", "tolerances", "seed"},
     "tensorrt": {"engine", "precision", "min", "opt", "max"},
+    "quantize": {"output", "calibration", "samples", "method", "runtimes"},
 }
 _REQUIRED = ("model", "inputs", "export", "validate")
 
@@ -88,6 +96,7 @@ class Recipe:
     tolerances: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     tensorrt: dict[str, Any] | None = None
+    quantize: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -172,6 +181,17 @@ def load_recipe(path: str | Path) -> Recipe:
     if trt is not None and not isinstance(trt.get("engine"), str):
         raise AttnDeployError(f"{where}: [tensorrt] engine = \"path/to/model.engine\" is "
                               "required when the table is present")
+    quantize = tables["quantize"] or None
+    if quantize is not None:
+        for key in ("output", "calibration"):
+            if not isinstance(quantize.get(key), str):
+                raise AttnDeployError(f"{where}: [quantize] {key} = \"...\" is required when "
+                                      "the table is present (calibration: a folder, "
+                                      "package.module:function, or \"random\")")
+        samples = quantize.get("samples", 32)
+        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+            raise AttnDeployError(f"{where}: [quantize] samples must be a positive integer, "
+                                  f"got {samples!r}")
     return Recipe(
         path=path, factory=model["factory"], inputs=inputs, output=Path(export["output"]),
         dims=dims, shapes=shapes, kwargs=dict(model.get("kwargs", {})),
@@ -184,4 +204,4 @@ def load_recipe(path: str | Path) -> Recipe:
         max_dims=_int_map(export.get("max_dims", {}), f"{where} [export] max_dims"),
         runtimes=validate.get("runtimes"), precision=validate.get("precision", "fp32"),
         tolerances={k: float(v) for k, v in validate.get("tolerances", {}).items()},
-        seed=int(validate.get("seed", 0)), tensorrt=trt)
+        seed=int(validate.get("seed", 0)), tensorrt=trt, quantize=quantize)

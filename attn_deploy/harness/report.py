@@ -12,6 +12,8 @@ import platform
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
+
 from attn_deploy.atomic_write import atomic_write_text
 from attn_deploy.harness.validate import Validation
 
@@ -39,8 +41,9 @@ def _short_reason(message: str) -> str:
 
 
 def row(v: Validation, *, family: str = "", export_path: str = "", trt_check: str = "not run",
-        latency: Mapping[str, float] | None = None) -> dict:
-    """A JSON-friendly row for one block."""
+        latency: Mapping[str, float] | None = None, int8: Mapping | None = None) -> dict:
+    """A JSON-friendly row for one block. ``int8``: the block's int8 entry
+    (``attn_deploy.quantize.block_quantization.int8_cell``), if it was quantized."""
     lat = latency or {}
     ratio = (lat["ort-cpu"] / lat["torch-cpu"]) if {"ort-cpu", "torch-cpu"} <= set(lat) else None
     trt_cell = _parity_cell(v, "tensorrt")
@@ -53,6 +56,7 @@ def row(v: Validation, *, family: str = "", export_path: str = "", trt_check: st
         "dynamic": _parity_cell(v, "ort-cpu", dynamic_only=True),
         "trt_check": trt_check, "tensorrt": trt_cell,
         "latency_ms": dict(lat), "ort_over_eager": ratio,
+        "int8": dict(int8) if int8 is not None else None,
         "passed": v.passed,
         "failures": [f"{r.runtime} {r.shapes}: {r.message[:300]}" for r in v.results
                      if r.status in ("fail", "error")],
@@ -63,7 +67,7 @@ _COLUMNS = [("block", "block"), ("export_path", "path"), ("export", "export"),
             ("nodes", "nodes"), ("custom_nodes", "custom nodes"), ("ort_cpu", "ORT CPU parity"),
             ("onnx_reference", "onnx.reference parity"), ("dynamic", "dynamic-shape parity"),
             ("trt_check", "trt-check"), ("tensorrt", "TensorRT"),
-            ("ort_over_eager", "ORT/eager latency")]
+            ("int8", "int8 SQNR (ORT CPU)"), ("ort_over_eager", "ORT/eager latency")]
 
 
 def _cell(key: str, value) -> str:
@@ -73,6 +77,12 @@ def _cell(key: str, value) -> str:
         return "-" if value is None else f"{value:.2f}"
     if key == "export" and value != "ok":
         return "FAILED"
+    if key == "int8":
+        if not value:
+            return "-"
+        if value["sqnr_db"] is None or value["status"] == "fp32":
+            return "fp32 (nothing to quantize)" if value["status"] == "fp32" else value["status"]
+        return f"{value['status']} {value['sqnr_db']:.1f} dB"
     return str(value).replace("|", "/")
 
 
@@ -101,11 +111,47 @@ def render_markdown(rows: Sequence[dict], environment: Mapping[str, str]) -> str
                       "nodes; per-node overhead dominates small graphs):", ""]
         lines += [f"- `{r['block']}`: {r['ort_over_eager']:.2f}x, {r['nodes']} nodes"
                   for r in slower]
+    lines += _int8_summary(rows)
     failures = [(r["block"], f) for r in rows for f in r["failures"]]
     failures += [(r["block"], r["export"]) for r in rows if r["export"] != "ok"]
     if failures:
         lines += ["", "## Failures", ""] + [f"- `{b}`: {f}" for b, f in failures]
     return "\n".join(lines) + "\n"
+
+
+def _int8_summary(rows: Sequence[dict]) -> list[str]:
+    """The int8 column's verdict over the blocks: median SQNR against the goal, and the blocks
+    below the goal or failing, with what stayed in float."""
+    from attn_deploy.quantize.accuracy import INT8_MEDIAN_GOAL_DB, THRESHOLDS
+
+    done = [r for r in rows if r.get("int8") and r["int8"]["sqnr_db"] is not None
+            and r["int8"]["status"] != "fp32"]
+    if not done:
+        return []
+    values = sorted(r["int8"]["sqnr_db"] for r in done)
+    median = float(np.median(values))
+    floor = THRESHOLDS["int8"].sqnr_db
+    lines = ["", f"int8 (ONNX Runtime's static quantizer, TensorRT Q/DQ conventions; ONNX Runtime "
+                 f"CPU against PyTorch fp32 on held-out inputs at two shapes, worst output): "
+                 f"median SQNR **{median:.1f} dB** over {len(done)} blocks (goal >= "
+                 f"{INT8_MEDIAN_GOAL_DB:.0f} dB), lowest {values[0]:.1f} dB; pass rule per "
+                 f"output: SQNR >= {floor:.0f} dB and cosine >= {THRESHOLDS['int8'].cosine}."]
+    short = [r for r in rows if r.get("int8") and r["int8"]["status"] != "fp32" and (
+        r["int8"]["status"] != "pass" or r["int8"]["sqnr_db"] < INT8_MEDIAN_GOAL_DB)]
+    if short:
+        lines += ["", f"Blocks below {INT8_MEDIAN_GOAL_DB:.0f} dB or failing at int8:", ""]
+        for r in short:
+            e = r["int8"]
+            sq = "-" if e["sqnr_db"] is None else f"{e['sqnr_db']:.1f} dB"
+            kept = f", {len(e['float_nodes'])} kept float" if e["float_nodes"] else ""
+            why = f": {e['message'][:150]}" if e["message"] else ""
+            lines.append(f"- `{r['block']}`: {e['status']} {sq}, {e['quantized_nodes']} node(s) "
+                         f"in int8{kept}{why}")
+    kept = [r["block"] for r in rows if r.get("int8") and r["int8"]["status"] == "fp32"]
+    if kept:
+        lines += ["", f"Not quantized (no layer TensorRT runs in int8; left out of the median): "
+                      f"{', '.join(f'`{b}`' for b in kept)}."]
+    return lines
 
 
 def environment() -> dict[str, str]:

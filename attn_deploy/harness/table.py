@@ -24,8 +24,16 @@ def format_row(r) -> list[str]:
 
 
 def format_validation(v, rows=None) -> str:
-    """The table of validation ``v`` (all its results, or only ``rows``)."""
-    lines = [HEADER]
-    for r in v.results if rows is None else rows:
-        lines += format_row(r)
+    """The table of validation ``v`` (all its results, or only ``rows``); an int8 validation
+    (accuracy results with SQNR) gets SQNR and cosine columns."""
+    rows = v.results if rows is None else rows
+    int8 = any(hasattr(r.comparison, "sqnr_db") for r in rows)
+    lines = [HEADER + (f" {'SQNR dB':>8} {'cosine':>8}" if int8 else "")]
+    for r in rows:
+        row = format_row(r)
+        if int8:
+            c = r.comparison
+            row[0] += (f" {c.sqnr_db:>8.1f} {c.cosine:>8.5f}" if hasattr(c, "sqnr_db")
+                       else f" {'-':>8} {'-':>8}")
+        lines += row
     return "\n".join(lines)

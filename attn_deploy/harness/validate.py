@@ -54,6 +54,7 @@ class Validation:
     results: list[RunResult] = field(default_factory=list)
     # (shapes label, inputs, reference outputs) per shape, for golden outputs and reports
     cases: list[tuple[str, dict, dict]] = field(default_factory=list, repr=False)
+    quantization: object | None = None  # the QuantizeResult of an int8 validation
 
     def for_runtime(self, runtime: str) -> list[RunResult]:
         return [r for r in self.results if r.runtime == runtime]
@@ -97,8 +98,16 @@ def run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
         if not ok:
             v.results.append(RunResult(runtime, "-", "unavailable", message=why))
             continue
-        # only TensorRT builds at a reduced precision; every other runtime runs the fp32 file
-        rt_precision = precision if runtime == "tensorrt" else "fp32"
+        if precision == "int8" and runtime == "tensorrt":
+            # the Q/DQ file needs a strongly typed build (TensorRT 11) or the INT8 flag (10.x);
+            # the engine builder takes fp32/fp16 only so far
+            v.results.append(RunResult(runtime, "-", "unavailable",
+                                       message="int8 (Q/DQ) engines are not built by the "
+                                               "TensorRT runner yet"))
+            continue
+        # only TensorRT builds at a reduced precision; every other runtime runs the fp32 file,
+        # except an int8 (Q/DQ) file, which every runtime runs as it is
+        rt_precision = precision if runtime == "tensorrt" or precision == "int8" else "fp32"
         options = {"precision": precision} if runtime == "tensorrt" else {}
         try:
             runner = onnx_runner(runtime, path, **options).activate()
@@ -116,9 +125,13 @@ def run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
                                                message=f"{type(exc).__name__}: {str(exc)[:500]}"))
                     continue
                 # the caller's rtol is for runs at ``precision``; fp32 runs keep the fp32 rule
-                same = rt_precision == precision
-                cmp = compare(out, ref, rt_precision, rtol if same else None,
-                              atol if same else None)
+                if rt_precision == "int8":
+                    from attn_deploy.quantize.accuracy import measure_accuracy
+                    cmp = measure_accuracy(out, ref, "int8")
+                else:
+                    same = rt_precision == precision
+                    cmp = compare(out, ref, rt_precision, rtol if same else None,
+                                  atol if same else None)
                 v.results.append(RunResult(runtime, label, "pass" if cmp else "fail", cmp,
                                            "" if cmp else str(cmp),
                                            time.perf_counter() - start))
@@ -151,7 +164,7 @@ def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
 
     from attn_deploy.backends.torch_runner import TorchRunner
     from attn_deploy.export import export_block
-    from attn_deploy.modules.registry import create, example_inputs, spec
+    from attn_deploy.modules.registry import create, spec
 
     runtimes = check_runtimes(runtimes)
     if model is None:
@@ -177,6 +190,26 @@ def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
                  f"({v.export_seconds:.1f} s)")
     if not v.export_ok:
         return v
+    if precision == "int8":
+        from attn_deploy.quantize.block_quantization import validate_int8
+        return validate_int8(v, model, runtimes, dims, seed, progress)
+    cases = reference_cases(key, model, dims, seed)
+    run_runtimes(v, path, runtimes, cases, precision, s.rtol if precision == "fp32" else None,
+                  progress)
+    return v
+
+
+Case = tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]  # label, feed, reference
+
+
+def reference_cases(key: str, model: torch.nn.Module, dims: Sequence[Mapping[str, int]],
+                    seed: int = 0) -> list[Case]:
+    """(shape label, feed, PyTorch fp32 outputs) per dims, on fresh inputs (seed + 101 + i;
+    int8 calibration uses other seeds, so these are held out)."""
+    from attn_deploy.modules.registry import example_inputs, spec
+
+    kwargs = getattr(model, "attn_deploy_config", {}).get("kwargs", {})
+    s = spec(key, **kwargs)
     reference = TorchRunner(model, {n: (s.dtype(n), t) for n, t in s.inputs.items()}, s.outputs)
     cases = []
     with reference:
@@ -185,29 +218,38 @@ def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
             feed = {n: t.numpy() for n, t in zip(s.inputs, tensors)}
             label = format_shapes({n: a.shape for n, a in feed.items()})
             cases.append((label, feed, reference.infer(feed)))
-    run_runtimes(v, path, runtimes, cases, precision, s.rtol if precision == "fp32" else None,
-                  progress)
-    return v
+    return cases
 
 
 def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, ...]]],
                   runtimes: Iterable[str] | None = None, precision: str = "fp32",
                   reference_runtime: str = "ort-cpu", progress: Progress | None = None,
                   seed: int = 0, reference: Runner | None = None, rtol: float | None = None,
-                  atol: float | None = None) -> Validation:
+                  atol: float | None = None,
+                  reference_model: str | Path | None = None) -> Validation:
     """Validate an ONNX file: the reference is ``reference_runtime`` (ONNX Runtime CPU, fp32)
     since no PyTorch model comes with a file; every other runtime is compared against it.
     ``reference``: a runner to use instead (e.g. a TorchRunner of the model the file came
-    from); then every runtime in ``runtimes`` is compared with it."""
+    from); then every runtime in ``runtimes`` is compared with it.
+    ``reference_model``: the fp32 file ``path`` was made from (an int8 file's, with
+    ``precision="int8"``); the reference runtime runs it, and every runtime, the reference
+    runtime included, runs ``path``."""
     from attn_deploy.backends.base import metadata_from_proto
     from attn_deploy.onnx_file import check_feed_size, check_runtime_can_run, read_onnx_file
 
     path = Path(path)
     proto = read_onnx_file(path, load_weights=False)
+    if precision == "int8" and reference_model is None and reference is None:
+        raise AttnDeployError(f"{path.name}: an int8 validation needs the fp32 model it was "
+                              "quantized from as the reference (--reference FP32.onnx)")
+    ref_path, ref_proto = path, proto
+    if reference_model is not None:
+        ref_path = Path(reference_model)
+        ref_proto = read_onnx_file(ref_path, load_weights=False)
     if reference is None:
-        check_runtime_can_run(proto, path, reference_runtime)
+        check_runtime_can_run(ref_proto, ref_path, reference_runtime)
     runtimes = [r for r in check_runtimes(runtimes)
-                if reference is not None or r != reference_runtime]
+                if reference is not None or r != reference_runtime or ref_path != path]
     if not runtimes:
         raise AttnDeployError(f"{reference_runtime} is the reference for an ONNX file; name "
                               f"another runtime to compare with it")
@@ -218,7 +260,7 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
         raise AttnDeployError(f"{path.name}: give --shapes for its inputs {list(metas)}")
     rng = np.random.default_rng(seed)
     cases = []
-    with reference or onnx_runner(reference_runtime, path) as ref_runner:
+    with reference or onnx_runner(reference_runtime, ref_path) as ref_runner:
         for shp in shapes:
             unknown = set(shp) - set(metas)
             if unknown:

@@ -182,7 +182,28 @@ def _check_version(proto: onnx.ModelProto, version: str, table: str,
     functions = {(f.domain, f.name): f for f in proto.functions}
     ctx = _Context(entry, version, functions, set(), plugins_loaded)
     nodes = ctx.check_graph(proto.graph.node, facts, opsets, "graph")
+    _check_qdq(proto, version, nodes, model_reasons)
     return VersionVerdict(version, opset, model_reasons, nodes, table)
+
+
+def _check_qdq(proto: onnx.ModelProto, version: str, nodes: list[NodeVerdict],
+               model_reasons: list[str]) -> None:
+    """Q/DQ placement rules (attn_deploy.quantize.placement_rules) for a quantized model: each
+    issue fails the Q/DQ (or custom) node it names."""
+    qdq = ("QuantizeLinear", "DequantizeLinear")
+    if not any(n.op_type in qdq for n in proto.graph.node) and not any(
+            n.op_type in qdq for f in proto.functions for n in f.node):
+        return
+    from attn_deploy.quantize.placement_rules import check_qdq_placement
+
+    by_name = {n.node: n for n in nodes if n.where == "graph"}
+    for issue in check_qdq_placement(proto, version):
+        verdict = by_name.get(issue.node)
+        if verdict is None:
+            model_reasons.append(f"Q/DQ placement: {issue}")
+            continue
+        verdict.reasons.append(f"Q/DQ placement: {issue.reason}")
+        verdict.supported, verdict.via = False, ""
 
 
 @dataclass
