@@ -162,7 +162,6 @@ def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
     (default: the spec's dims and its alternate dims)."""
     import torch
 
-    from attn_deploy.backends.torch_runner import TorchRunner
     from attn_deploy.export import export_block
     from attn_deploy.modules.registry import create, spec
 
@@ -202,10 +201,11 @@ def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
 Case = tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]  # label, feed, reference
 
 
-def reference_cases(key: str, model: torch.nn.Module, dims: Sequence[Mapping[str, int]],
+def reference_cases(key: str, model: "torch.nn.Module", dims: Sequence[Mapping[str, int]],
                     seed: int = 0) -> list[Case]:
     """(shape label, feed, PyTorch fp32 outputs) per dims, on fresh inputs (seed + 101 + i;
     int8 calibration uses other seeds, so these are held out)."""
+    from attn_deploy.backends.torch_runner import TorchRunner
     from attn_deploy.modules.registry import example_inputs, spec
 
     kwargs = getattr(model, "attn_deploy_config", {}).get("kwargs", {})
