@@ -85,12 +85,9 @@ def resolve_calibration(calibration: Calibration, metas, limit: int | None = Non
 
 
 def _load(path: Path) -> onnx.ModelProto:
-    if not path.is_file():
-        raise AttnDeployError(f"quantize: ONNX file {str(path)!r} does not exist")
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:
-        raise AttnDeployError(f"quantize: cannot read ONNX model {str(path)!r}: {exc}") from exc
+    from attn_deploy.onnx_file import read_onnx_file
+
+    return read_onnx_file(path)  # a missing or broken file: one error naming it
 
 
 @contextlib.contextmanager

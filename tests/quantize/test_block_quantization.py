@@ -30,7 +30,7 @@ def test_quantize_failure_is_an_error_cell(tmp_path):
                       ["ort-cpu"], [dict(ad.spec("se").dims)])
     assert not v.passed
     cell = int8_cell(v)
-    assert cell["status"] == "error" and "cannot read ONNX model" in cell["message"]
+    assert cell["status"] == "error" and "not an ONNX model" in cell["message"]
 
 
 def _row(name, status, sqnr, nodes=3):
