@@ -50,9 +50,12 @@ def test_placement_and_sensitive_ops_stay_float(quantized, key):
     assert {p.key: p.value for p in q.metadata_props}["attn_deploy_precision"] == "int8"
 
 
-def test_mha_softmax_matmul_kept_float(quantized):
-    result, _ = quantized["mha"]
-    assert any("Softmax" in why for why in result.float_nodes.values())
+def test_nodes_fed_by_sensitive_ops_stay_float(exported, quantized):
+    from attn_deploy.quantize import float_only_nodes
+    for key, (result, _) in quantized.items():
+        keep = float_only_nodes(onnx.load(str(exported[key][1])))
+        assert set(keep) == set(result.float_nodes)
+        assert not set(keep) & set(result.quantized_nodes)
 
 
 def test_custom_nodes_keep_their_functions(exported, quantized):
