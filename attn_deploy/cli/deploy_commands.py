@@ -5,9 +5,13 @@ from __future__ import annotations
 def cmd_triton_repo(args) -> int:
     from attn_deploy.deploy.triton_repo import check_config, model_config_proto, write_triton_repo
 
+    notes: list[str] = []
     target = write_triton_repo(args.file, args.output, name=args.name, plan=args.plan,
                                max_batch_size=args.max_batch_size, version=args.version,
-                               plugin_library=args.plugins, overwrite=args.overwrite)
+                               plugin_library=args.plugins, overwrite=args.overwrite,
+                               notes=notes)
+    for note in notes:
+        print(f"note: {note}")
     model_file = "model.plan" if args.plan else "model.onnx"
     print(f"wrote {target}/config.pbtxt and {target}/{args.version}/{model_file}")
     if model_config_proto() is not None:

@@ -147,9 +147,11 @@ def read_checkpoint(path: str | Path) -> tuple[Any, str, list[str]]:
                 "torch.load(weights_only=True)", [])
     except pickle.UnpicklingError as exc:
         first = str(exc)
-    except (RuntimeError, EOFError, OSError) as exc:
+    except Exception as exc:  # any bytes that are not a torch.save file (a text file makes the
+        # weights-only unpickler raise IndexError, KeyError, ...)
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
         raise AttnDeployError(f"checkpoint {str(path)!r} is not a readable torch.save file: "
-                              f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+                              f"{type(exc).__name__}: {first_line}") from exc
     module = restricted_unpickler.pickle_module()
     try:
         data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)

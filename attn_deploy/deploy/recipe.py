@@ -47,7 +47,12 @@
 
 A model whose export needs sizes of a given multiple (a branch on the sizes, such as an FPN that
 crops odd levels) says so in ``multiples``; every size in the recipe is checked against it.
-Unknown tables or keys are refused (a typo must not silently fall back to a default).
+Unknown tables or keys are refused (a typo must not silently fall back to a default), and so
+is a value of the wrong type or outside its fixed set (``deployable = "false"``, ``opset = 18.9``,
+``precision = "fp64"``, ``multiples = { H = 0 }``): one line naming the key, never a coercion.
+
+A recipe is code, to be trusted like code: ``factory`` is imported and called exactly as
+``--model`` does, so run only recipes whose factory module you would run yourself.
 """
 from __future__ import annotations
 
@@ -58,6 +63,12 @@ from typing import Any, Mapping
 from attn_deploy.deploy.checkpoint import CheckpointOptions
 from attn_deploy.deploy.input_args import InputSpec, check_dims, inputs_from_templates
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.export.flavors import FLAVORS
+from attn_deploy.harness.compare import TOLERANCES
+
+# Fixed value sets: validation precisions are those with a default tolerance.
+_VALIDATE_PRECISIONS = tuple(TOLERANCES)
+_ENGINE_PRECISIONS = ("fp32", "fp16")
 
 _SCHEMA: dict[str, set[str]] = {
     "model": {"factory", "kwargs", "checkpoint", "checkpoint_key", "ema", "checkpoint_prefix",
@@ -113,12 +124,56 @@ def _table(data: Mapping, key: str, where: str) -> dict:
     return dict(value)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _int_map(value: Any, where: str) -> dict[str, int]:
-    if not isinstance(value, Mapping) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
-        raise AttnDeployError(f"{where}: expected a table of integers such as "
+    """A table of sizes: integers >= 1 (a size or a multiple of 0 or below means nothing)."""
+    if not isinstance(value, Mapping) or not all(_is_int(v) and v >= 1 for v in value.values()):
+        raise AttnDeployError(f"{where}: expected a table of integers >= 1 such as "
                               f"{{ H = 64, W = 64 }}, got {value!r}")
     return dict(value)
+
+
+def _typed(table: Mapping, key: str, kind: type | tuple, what: str, where: str,
+           default: Any = None, choices: tuple | None = None) -> Any:
+    """``table[key]`` if present (else ``default``), checked to be of ``kind`` (bool is never
+    an int here) and, with ``choices``, one of them."""
+    if key not in table:
+        return default
+    value = table[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if ok and choices is not None:
+        ok = value in choices
+    if not ok:
+        expected = f"one of {list(choices)}" if choices is not None else what
+        raise AttnDeployError(f"{where}: {key}: expected {expected}, got {value!r}")
+    return value
+
+
+def _str_list(table: Mapping, key: str, where: str, choices: tuple | None = None
+              ) -> list[str] | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    bad = not isinstance(value, list) or not all(isinstance(v, str) for v in value) or \
+        (choices is not None and not set(value) <= set(choices))
+    if bad:
+        known = f" from {list(choices)}" if choices is not None else ""
+        raise AttnDeployError(f"{where}: {key}: expected a list of names{known}, got {value!r}")
+    return list(value)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AttnDeployError(f"recipe {str(path)!r} is not UTF-8 text (byte "
+                              f"{exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except OSError as exc:
+        raise AttnDeployError(f"recipe {str(path)!r} cannot be read: {exc.strerror}") from None
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -132,7 +187,7 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.is_file():
         raise AttnDeployError(f"recipe {str(path)!r} does not exist")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise AttnDeployError(f"recipe {str(path)!r} is not valid TOML: {exc}") from None
     where = f"recipe {path.name}"
@@ -151,11 +206,28 @@ def load_recipe(path: str | Path) -> Recipe:
     if not isinstance(model.get("factory"), str):
         raise AttnDeployError(f"{where}: [model] factory = \"package.module:callable\" is "
                               "required")
-    if not isinstance(export.get("output"), str):
+    if not isinstance(export.get("output"), str) or not export["output"]:
         raise AttnDeployError(f"{where}: [export] output = \"path/to/model.onnx\" is required")
+    unknown_dtypes = sorted(set(tables["dtypes"]) - set(tables["inputs"]))
+    if unknown_dtypes:
+        raise AttnDeployError(f"{where}: [dtypes] names {unknown_dtypes}, which are not inputs; "
+                              f"[inputs] has {sorted(tables['inputs'])}")
     inputs = inputs_from_templates(tables["inputs"], tables["dtypes"])
     if not inputs:
         raise AttnDeployError(f"{where}: [inputs] must name at least one input")
+    w_model, w_export, w_validate = (f"{where} [{t}]" for t in ("model", "export", "validate"))
+    kwargs = _typed(model, "kwargs", dict, "a table of keyword arguments", w_model, {})
+    checkpoint = _typed(model, "checkpoint", str, "a path string", w_model)
+    deployable = _typed(model, "deployable", bool, "true or false", w_model, True)
+    output_names = _str_list(export, "outputs", w_export)
+    opset = _typed(export, "opset", int, "an integer (18 to 23)", w_export)
+    flavor = _typed(export, "flavor", str, "", w_export, "default", FLAVORS)
+    runtimes = _str_list(validate, "runtimes", w_validate, _runtime_names())
+    precision = _typed(validate, "precision", str, "", w_validate, "fp32", _VALIDATE_PRECISIONS)
+    seed = _typed(validate, "seed", int, "an integer >= 0", w_validate, 0)
+    if seed < 0:
+        raise AttnDeployError(f"{w_validate}: seed: expected an integer >= 0, got {seed!r}")
+    tolerances = _tolerances(validate.get("tolerances", {}), f"{w_validate} tolerances")
     multiples = _int_map(export.get("multiples", {}), f"{where} [export] multiples")
     dims = check_dims(inputs, _int_map(export.get("dims", {}), f"{where} [export] dims"),
                       f"{where} [export] dims", multiples)
@@ -166,7 +238,6 @@ def load_recipe(path: str | Path) -> Recipe:
                               f"{shapes!r}")
     shapes = [check_dims(inputs, _int_map(s, f"{where} [validate] shapes"),
                          f"{where} [validate] shapes", multiples) for s in shapes]
-    checkpoint = model.get("checkpoint")
     for key, kind in (("checkpoint_key", str), ("checkpoint_prefix", str), ("ema", bool),
                       ("allow_unexpected_keys", bool)):
         if key in model and not isinstance(model[key], kind):
@@ -178,9 +249,15 @@ def load_recipe(path: str | Path) -> Recipe:
                                 model.get("checkpoint_prefix"),
                                 model.get("allow_unexpected_keys", False))
     trt = tables["tensorrt"] or None
-    if trt is not None and not isinstance(trt.get("engine"), str):
-        raise AttnDeployError(f"{where}: [tensorrt] engine = \"path/to/model.engine\" is "
-                              "required when the table is present")
+    if trt is not None:
+        w_trt = f"{where} [tensorrt]"
+        if not isinstance(trt.get("engine"), str) or not trt["engine"]:
+            raise AttnDeployError(f"{w_trt}: engine = \"path/to/model.engine\" is required "
+                                  "when the table is present")
+        _typed(trt, "precision", str, "", w_trt, "fp32", _ENGINE_PRECISIONS)
+        for key in ("min", "opt", "max"):
+            if key in trt:
+                _int_map(trt[key], f"{w_trt} {key}")
     quantize = tables["quantize"] or None
     if quantize is not None:
         for key in ("output", "calibration"):
@@ -194,14 +271,28 @@ def load_recipe(path: str | Path) -> Recipe:
                                   f"got {samples!r}")
     return Recipe(
         path=path, factory=model["factory"], inputs=inputs, output=Path(export["output"]),
-        dims=dims, shapes=shapes, kwargs=dict(model.get("kwargs", {})),
+        dims=dims, shapes=shapes, kwargs=dict(kwargs),
         checkpoint=Path(checkpoint) if checkpoint else None, checkpoint_options=options,
-        deployable=bool(model.get("deployable", True)),
-        output_names=list(export["outputs"]) if "outputs" in export else None,
-        opset=export.get("opset"), flavor=export.get("flavor", "default"),
-        multiples=multiples,
+        deployable=deployable,
+        output_names=output_names, opset=opset, flavor=flavor, multiples=multiples,
         min_dims=_int_map(export.get("min_dims", {}), f"{where} [export] min_dims"),
         max_dims=_int_map(export.get("max_dims", {}), f"{where} [export] max_dims"),
-        runtimes=validate.get("runtimes"), precision=validate.get("precision", "fp32"),
-        tolerances={k: float(v) for k, v in validate.get("tolerances", {}).items()},
-        seed=int(validate.get("seed", 0)), tensorrt=trt, quantize=quantize)
+        runtimes=runtimes, precision=precision, tolerances=tolerances, seed=seed, tensorrt=trt,
+        quantize=quantize)
+
+
+def _runtime_names() -> tuple[str, ...]:
+    from attn_deploy.backends import RUNTIMES
+    return RUNTIMES
+
+
+def _tolerances(value: Any, where: str) -> dict[str, float]:
+    """{precision: relative L2 tolerance > 0}; the keys are the validation precisions."""
+    ok = isinstance(value, Mapping) and set(value) <= set(_VALIDATE_PRECISIONS) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
+        for v in value.values())
+    if not ok:
+        raise AttnDeployError(f"{where}: expected a table of tolerances > 0 per precision "
+                              f"{list(_VALIDATE_PRECISIONS)} such as {{ fp32 = 1e-5 }}, "
+                              f"got {value!r}")
+    return {k: float(v) for k, v in value.items()}

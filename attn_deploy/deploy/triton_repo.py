@@ -18,9 +18,17 @@ server process, which the config's header comment and the CLI spell out (``LD_PR
 ``--backend-config=tensorrt,plugins=<lib>``).
 
 The repository is assembled in a temporary folder next to the target and renamed into place, so
-a server polling the repository never sees a half-written model. ``config.pbtxt`` is parsed with
-Triton's own ``ModelConfig`` protobuf (``tritonclient``'s ``model_config_pb2``) when tritonclient
-is installed; otherwise only the structural checks here run.
+a server polling the repository never sees a half-written model. A kill between the two renames
+of an overwrite leaves the served model in a hidden ``.NAME~old~*`` folder; the next call for
+NAME puts it back (or removes it when NAME is in place) and says so.
+
+Names from the ONNX file end up in ``config.pbtxt``: every tensor and model name is checked
+against :data:`SAFE_NAME` first (a quote or a newline could otherwise add fields such as
+``backend: "python"``). When tritonclient is installed the config is built through Triton's own
+``ModelConfig`` protobuf (``model_config_pb2``) and ``google.protobuf.text_format``; otherwise it
+is written by hand from the same checked names. An ONNX model is loaded once by ONNX Runtime
+(CPU) before anything is written; a ``--plan`` is refused when empty or an ONNX file, but the
+plan itself is not checked (that needs TensorRT), which the notes say.
 """
 from __future__ import annotations
 
@@ -46,6 +54,9 @@ _TRITON_TYPES = {
     onnx.TensorProto.UINT32: "TYPE_UINT32", onnx.TensorProto.UINT64: "TYPE_UINT64",
     onnx.TensorProto.BOOL: "TYPE_BOOL", onnx.TensorProto.STRING: "TYPE_STRING",
 }
+# Tensor and model names written into config.pbtxt: what Triton's own models use. No quotes,
+# backslashes, whitespace or control characters: those could close the string and add fields.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_.:/-]+")
 PLATFORMS = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"),
              "tensorrt": ("tensorrt_plan", "model.plan")}
 
@@ -57,7 +68,22 @@ class TensorIO:
     dims: tuple[int, ...]     # -1 for a dynamic axis
 
 
+def _unsafe_chars(text: str) -> str:
+    """The characters of ``text`` outside :data:`SAFE_NAME`, as repr()s, for a message."""
+    return ", ".join(sorted({repr(c) for c in text if not SAFE_NAME.fullmatch(c)}))
+
+
+def _check_name(name: str, where: str) -> None:
+    if not name or not SAFE_NAME.fullmatch(name):
+        seen = f"characters {_unsafe_chars(name)}" if name else "an empty name"
+        raise AttnDeployError(
+            f"{where} {name!r}: a name written into config.pbtxt may use letters, digits, "
+            f"'_', '-', '.', ':' and '/'; got {seen}. Rename it at export (--output-names, "
+            "or the input specs)")
+
+
 def _tensor_io(value: onnx.ValueInfoProto, where: str) -> TensorIO:
+    _check_name(value.name, where)
     t = value.type.tensor_type
     if not value.type.HasField("tensor_type") or t.elem_type not in _TRITON_TYPES:
         kind = onnx.TensorProto.DataType.Name(t.elem_type) if t.elem_type else "unknown"
@@ -91,8 +117,42 @@ def _dims_text(dims: tuple[int, ...]) -> str:
 
 def config_text(name: str, platform: str, inputs: list[TensorIO], outputs: list[TensorIO],
                 max_batch_size: int = 0, header: list[str] | None = None) -> str:
-    """config.pbtxt for the model (Triton's ModelConfig in protobuf text format)."""
-    lines = [f"# {h}" if h else "#" for h in header or []]
+    """config.pbtxt for the model (Triton's ModelConfig in protobuf text format): built through
+    tritonclient's ModelConfig message when installed, by hand otherwise. Names are checked
+    against :data:`SAFE_NAME` either way."""
+    _check_name(name, "model name")
+    for t in inputs + outputs:
+        _check_name(t.name, "tensor")
+    for h in header or []:
+        if any(c in h for c in "\n\r\x00"):
+            raise AttnDeployError(f"config header line {h!r}: contains a line break")
+    comments = [f"# {h}" if h else "#" for h in header or []]
+    message = model_config_proto()
+    if message is not None:
+        body = _config_message(message, name, platform, inputs, outputs, max_batch_size)
+        return "\n".join(comments + [body.rstrip("\n")]) + "\n"
+    return _config_by_hand(comments, name, platform, inputs, outputs, max_batch_size)
+
+
+def _config_message(message, name: str, platform: str, inputs: list[TensorIO],
+                    outputs: list[TensorIO], max_batch_size: int) -> str:
+    from google.protobuf import text_format
+
+    config = message(name=name, platform=PLATFORMS[platform][0], max_batch_size=max_batch_size)
+    for field, tensors in ((config.input, inputs), (config.output, outputs)):
+        for t in tensors:
+            entry = field.add(name=t.name, data_type=t.data_type)  # enum set by its name
+            entry.dims.extend(t.dims[1:] if max_batch_size > 0 else t.dims)
+    if max_batch_size > 0:
+        config.dynamic_batching.SetInParent()
+    if platform == "tensorrt":
+        config.instance_group.add(kind="KIND_GPU", count=1)
+    return text_format.MessageToString(config)
+
+
+def _config_by_hand(comments: list[str], name: str, platform: str, inputs: list[TensorIO],
+                    outputs: list[TensorIO], max_batch_size: int) -> str:
+    lines = list(comments)
     lines += [f'name: "{name}"', f'platform: "{PLATFORMS[platform][0]}"',
               f"max_batch_size: {max_batch_size}"]
     for kind, tensors in (("input", inputs), ("output", outputs)):
@@ -109,6 +169,59 @@ def config_text(name: str, platform: str, inputs: list[TensorIO], outputs: list[
     if platform == "tensorrt":
         lines.append("instance_group [ { kind: KIND_GPU, count: 1 } ]")
     return "\n".join(lines) + "\n"
+
+
+def _check_ort_loads(onnx_path: Path) -> None:
+    """AttnDeployError (one line, naming the file) if ONNX Runtime cannot load the model."""
+    from attn_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
+
+    runner = OnnxRuntimeRunner(onnx_path, "cpu", threads=1)
+    ok, why = runner.availability()
+    if not ok:
+        raise AttnDeployError(f"{onnx_path}: cannot check that ONNX Runtime loads it: {why}")
+    runner._activate()  # raises the one-line AttnDeployError
+    runner._deactivate()
+
+
+def _check_plan(plan: Path, notes: list[str]) -> None:
+    if not plan.is_file():
+        raise AttnDeployError(f"TensorRT plan {str(plan)!r} does not exist")
+    size = plan.stat().st_size
+    if size == 0:
+        raise AttnDeployError(f"TensorRT plan {str(plan)!r} is empty (0 bytes)")
+    with open(plan, "rb") as f:
+        head = f.read(1)
+    if head == b"\x08":  # an ONNX file starts with field 1 (ir_version), a varint
+        try:
+            proto = onnx.load(str(plan), load_external_data=False)
+        except Exception:  # not protobuf: not ONNX
+            proto = None
+        if proto is not None and proto.ir_version > 0 and proto.graph.node:
+            raise AttnDeployError(
+                f"TensorRT plan {str(plan)!r} is an ONNX file, not a serialized engine; build "
+                "the plan with build-engine first (or serve the ONNX file without --plan)")
+    notes.append(f"the plan {plan.name} itself was not checked (TensorRT is needed for that): "
+                 "build it with the TensorRT version of the serving container")
+
+
+def recover_interrupted(repo: Path, name: str, notes: list[str]) -> None:
+    """Finish what a killed overwrite of ``repo/name`` left: the served model moved to a hidden
+    ``.name~old~*`` folder (put back when ``repo/name`` is missing, else removed) and staging
+    folders ``.name~new~*`` (removed). Each step is added to ``notes``."""
+    target = repo / name
+    for leftover in sorted(repo.glob(f".{name}~old~*")):
+        moved = leftover / name
+        if moved.is_dir() and not target.exists():
+            os.replace(moved, target)
+            notes.append(f"restored {target} from {leftover.name}, left by an interrupted "
+                         "--overwrite")
+        else:
+            notes.append(f"removed {leftover.name}, left by an interrupted --overwrite "
+                         f"({name} is in place)")
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in sorted(repo.glob(f".{name}~new~*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+        notes.append(f"removed {leftover.name}, an unfinished copy left by an interrupted run")
 
 
 def _check_batching(inputs: list[TensorIO], outputs: list[TensorIO], proto: onnx.ModelProto,
@@ -177,19 +290,22 @@ def check_config(text: str):
 def write_triton_repo(onnx_path: str | Path, repo: str | Path, *, name: str | None = None,
                       plan: str | Path | None = None, max_batch_size: int = 0,
                       version: int = 1, plugin_library: str | None = None,
-                      overwrite: bool = False) -> Path:
+                      overwrite: bool = False, notes: list[str] | None = None) -> Path:
     """Write ``repo/<name>/`` (config.pbtxt and ``<version>/model.onnx`` or ``model.plan``) and
-    return its path. ``name`` defaults to the file's stem."""
+    return its path. ``name`` defaults to the file's stem. What the user should know (the plan
+    was not checked, an interrupted overwrite was recovered) is appended to ``notes``."""
     from attn_deploy.onnx_file import read_onnx_file
+
+    notes = [] if notes is None else notes
 
     onnx_path, repo = Path(onnx_path), Path(repo)
     read_onnx_file(onnx_path, load_weights=False)  # a clear error before anything is written
-    if plan is not None and not Path(plan).is_file():
-        raise AttnDeployError(f"TensorRT plan {str(plan)!r} does not exist")
+    if plan is not None:
+        _check_plan(Path(plan), notes)
     if not repo.is_dir():
         raise AttnDeployError(f"model repository folder {str(repo)!r} does not exist")
     name = name or onnx_path.stem
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):  # a folder name
         raise AttnDeployError(f"model name {name!r}: use letters, digits, '_', '-' and '.'")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise AttnDeployError(f"version: expected an integer >= 1, got {version!r}")
@@ -207,6 +323,12 @@ def write_triton_repo(onnx_path: str | Path, repo: str | Path, *, name: str | No
             f"{onnx_path.name} has attn_deploy custom nodes {sorted(ops)} without their local "
             "functions (the tensorrt export flavor): ONNX Runtime cannot run it. Export with "
             "--flavor default, or serve a TensorRT plan (--plan)")
+    if platform == "onnxruntime":
+        _check_ort_loads(onnx_path)
+    if plugin_library is not None and (not plugin_library or '"' in plugin_library
+                                       or any(ord(c) < 32 for c in plugin_library)):
+        raise AttnDeployError(f"plugin library path {plugin_library!r}: expected a path without "
+                              "quotes or control characters")
     if platform == "tensorrt" and ops:
         # Triton only dlopens plugin libraries: the companion that registers when loaded.
         lib = plugin_library or "/opt/attn_deploy/lib/libattn_deploy_plugins_static.so"
@@ -222,10 +344,12 @@ def write_triton_repo(onnx_path: str | Path, repo: str | Path, *, name: str | No
     _structural_check(text, inputs, outputs)
     check_config(text)
     target = repo / name
+    recover_interrupted(repo, name, notes)
     if target.exists() and not overwrite:
         raise AttnDeployError(f"{str(target)!r} exists; pass overwrite=True (--overwrite) to "
                               "replace it")
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+    # '~' is not allowed in model names: these folders belong to NAME and no other model.
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}~new~", dir=repo))
     old = None
     try:
         (staging / str(version)).mkdir()
@@ -234,7 +358,7 @@ def write_triton_repo(onnx_path: str | Path, repo: str | Path, *, name: str | No
         (staging / "config.pbtxt").write_text(text, encoding="utf-8")
         os.chmod(staging, 0o755)
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=repo))
+            old = Path(tempfile.mkdtemp(prefix=f".{name}~old~", dir=repo))
             os.replace(target, old / name)
         os.replace(staging, target)
         if old is not None:
