@@ -17,9 +17,9 @@ from attn_deploy.deploy.checkpoint import read_checkpoint
 from attn_deploy.errors import AttnDeployError
 from case_tally import tally  # beside this file, on sys.path as block_cases is
 
-CATEGORY = "recipe"
+CATEGORY = "recipe (export --recipe)"
 CLEAR, UNNAMED, TRACEBACK, ACCEPTED = (
-    "clear error", "error without the key", "traceback", "accepted")
+    "clear error", "error without the name", "traceback", "accepted")
 
 BASE = """\
 [model]

@@ -20,9 +20,9 @@ from attn_deploy.deploy.triton_repo import write_triton_repo
 from attn_deploy.errors import AttnDeployError
 from case_tally import tally  # beside this file, on sys.path as block_cases is
 
-CATEGORY = "triton repository"
-CLEAR, UNNAMED, TRACEBACK, ACCEPTED, LEFT_FILES = (
-    "clear error", "error without the cause", "traceback", "accepted", "files left behind")
+CATEGORY = "Triton repository (triton-repo: names, model, plan, batching)"
+CLEAR, UNNAMED, TRACEBACK, ACCEPTED = (
+    "clear error", "error without the name", "traceback", "accepted")
 
 INJECTION = 'x"\n  backend: "python"\n#'   # closes the name string, adds a field
 
@@ -105,9 +105,8 @@ def outcome(case: Case, root: Path) -> tuple[str, str]:
         write_triton_repo(path, repo, **kwargs)
     except AttnDeployError as exc:
         message = str(exc)
-        if any(repo.iterdir()):
-            return LEFT_FILES, message
-        return (CLEAR if case.expect in message and "\n" not in message.strip()
+        clean = not any(repo.iterdir())  # nothing written before the error
+        return (CLEAR if clean and case.expect in message and "\n" not in message.strip()
                 else UNNAMED), message
     except Exception as exc:  # what a user would see as a traceback
         return TRACEBACK, f"{type(exc).__name__}: {exc}"
