@@ -12,6 +12,8 @@ compiler is present or the build fails, :func:`load_extension` returns ``None`` 
 for :func:`native_available`) and callers use the PyTorch reference. ``ATTN_DEPLOY_NO_NATIVE=1``
 forces that fallback. Concurrent first builds (e.g. pytest-xdist workers) are serialised by an
 ``flock`` on ``<key>.lock``: one process compiles, the others wait and then load its result.
+The library's SHA-256 is recorded when it is built (``build.ok``) and checked before every load:
+a truncated or replaced cached library is rebuilt (and the log says so), never loaded.
 
 The loaded ops live in ``torch.ops.attn_deploy_native``::
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -97,8 +100,15 @@ def _build(sources: list[Path], cflags: list[str], cuda: bool, build_dir: Path) 
     with open(build_dir.parent / f"{build_dir.name}.lock", "w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)  # released by the kernel even if this process dies
         if done_marker.exists() and library.exists():
-            torch.ops.load_library(str(library))
-            return 0.0
+            # Loading a truncated or replaced library can kill the process (SIGBUS), so the
+            # library must hash to what was recorded when it was built.
+            problem = _cached_library_problem(library, done_marker)
+            if problem is None:
+                torch.ops.load_library(str(library))
+                return 0.0
+            logger.warning("attn_deploy native ops: %s; rebuilding it", problem)
+            library.unlink()  # ninja relinks a missing output; the objects are reused
+            done_marker.unlink()
         # A torch file baton left by a killed build would make torch wait forever; while we hold
         # the flock nobody else is building here, so it is stale.
         (build_dir / "lock").unlink(missing_ok=True)
@@ -109,9 +119,33 @@ def _build(sources: list[Path], cflags: list[str], cuda: bool, build_dir: Path) 
              extra_cuda_cflags=["-O3"] if cuda else None, extra_include_paths=[str(KERNELS_DIR)],
              build_directory=str(build_dir), is_python_module=False, verbose=False)
         elapsed = time.perf_counter() - start
-        done_marker.write_text(f"{elapsed:.1f}\n")
+        record = json.dumps({"seconds": round(elapsed, 1), "sha256": _sha256(library)})
+        partial = done_marker.with_suffix(".tmp")
+        partial.write_text(record + "\n")
+        os.replace(partial, done_marker)  # the record appears whole, after the library
         logger.warning("built attn_deploy native ops in %.1f s", elapsed)
         return elapsed
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _cached_library_problem(library: Path, done_marker: Path) -> str | None:
+    """None when ``library`` is the file recorded in ``done_marker``; else what is wrong."""
+    try:
+        recorded = json.loads(done_marker.read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if not recorded:
+        return f"cached library {library} has no recorded hash (built by an older version)"
+    if _sha256(library) != recorded:
+        return f"cached library {library} does not match its recorded hash (truncated or replaced)"
+    return None
 
 
 def _first_load() -> None:
