@@ -119,7 +119,8 @@ def _build(sources: list[Path], cflags: list[str], cuda: bool, build_dir: Path) 
              extra_cuda_cflags=["-O3"] if cuda else None, extra_include_paths=[str(KERNELS_DIR)],
              build_directory=str(build_dir), is_python_module=False, verbose=False)
         elapsed = time.perf_counter() - start
-        record = json.dumps({"seconds": round(elapsed, 1), "sha256": _sha256(library)})
+        record = json.dumps({"seconds": round(elapsed, 1),
+                             "sha256": _sha256(library) if library.exists() else None})
         partial = done_marker.with_suffix(".tmp")
         partial.write_text(record + "\n")
         os.replace(partial, done_marker)  # the record appears whole, after the library

@@ -144,7 +144,7 @@ def assert_parity(model, example_inputs, *, input_names: Sequence[str] | None = 
     """
     import torch
 
-    from attn_deploy.cli.export_model import _shapes_to_dims
+    from attn_deploy.cli.export_model import shapes_to_dims
     from attn_deploy.deploy.input_args import alternate_dims
     from attn_deploy.deploy.pipeline import output_names_for, validate_model
     from attn_deploy.errors import AttnDeployError
@@ -166,7 +166,7 @@ def assert_parity(model, example_inputs, *, input_names: Sequence[str] | None = 
     output_names = output_names_for(model, example, output_names)
     specs, dims = _input_specs(example, list(input_names), dynamic_axes)
     if shapes:
-        sizes = _shapes_to_dims(specs, _shape_texts(shapes))
+        sizes = shapes_to_dims(specs, _shape_texts(shapes))
     else:
         sizes = [dims, alternate_dims(dims)] if dims else [dims]
     what = type(model).__name__
