@@ -2,10 +2,11 @@
 //   row energies     Er[y, x, x'] = sum_c q[c, y, x] k[c, y, x']      bmm over the H rows
 //   column energies  Ec[x, y, y'] = sum_c q[c, y, x] k[c, y', x]      bmm over the W columns
 //   one fused softmax per pixel over Ec[x, y, :] (without y' = y) and Er[y, x, :]
-//   out (channels last) o[y, x, :] = Er[y, x, :] @ v[:, y, :]^T + Ec[x, y, :] @ v[:, :, x]^T
-// The aggregation runs on a channels-last copy of value, vl [H, W, C], where both the row slices
-// vl[y] [W, C] and the column slices vl[:, x] [H, C] (row stride W*C) are BLAS operands: no
-// strided gathers. Energies and weights are float32 whatever the input dtype.
+//   row part         out[:, y, :] = v[:, y, :] @ Er[y]^T              bmm into out viewed [H, C, W]
+//   column part      colT[:, x, :] = vT[:, x, :] @ Ec[x]^T            bmm on transposed planes
+// then out += colT with its planes transposed back. The columns of q, k and v are no BLAS operands
+// in place (neither stride is 1), hence the transposed copies [C, W, H]. Energies and weights are
+// float32 whatever the input dtype.
 #include "criss_cross_blas.h"
 
 #include <ATen/Parallel.h>
