@@ -1,4 +1,4 @@
-"""Shared fixtures: a scratch folder per test, and quiet seeds."""
+"""Shared fixtures: quiet seeds, a small two-input model, and the one closeness check."""
 import pytest
 import torch
 
@@ -40,3 +40,17 @@ def absent_runtime():
         if not availability(runtime)[0]:
             return runtime
     pytest.skip("every runtime is present here; the test needs an absent one")
+
+
+@pytest.fixture
+def close():
+    """``close(got, expected, tol=1e-5)``: the same shape, and a relative L2 error
+    ``||got - expected|| / ||expected||`` (in float64) of at most ``tol``."""
+    def check(got, expected, tol: float = 1e-5) -> None:
+        got, expected = torch.as_tensor(got).detach(), torch.as_tensor(expected).detach()
+        assert got.shape == expected.shape, (tuple(got.shape), tuple(expected.shape))
+        a, b = got.double().cpu(), expected.double().cpu()
+        err = (torch.linalg.vector_norm(a - b)
+               / torch.linalg.vector_norm(b).clamp_min(1e-30)).item()
+        assert err <= tol, f"relative L2 error {err:.3g} > {tol}"
+    return check

@@ -77,3 +77,26 @@ def test_layer_choices_by_name_or_class():
     assert isinstance(create_act(torch.nn.Tanh), torch.nn.Tanh)
     with pytest.raises(AttnDeployError, match="unknown activation 'nope'"):
         create_act("nope")
+
+
+def test_every_spec_names_the_file_that_registers_its_block():
+    from pathlib import Path
+    root = Path(ad.__file__).resolve().parents[1]
+    for key in ad.list_modules():
+        file = ad.spec(key).file
+        assert file.startswith("attn_deploy/modules/") and file.endswith(".py"), (key, file)
+        assert f'"{key}"' in (root / file).read_text(), (key, file)
+    assert ad.spec("lfb").file == "attn_deploy/modules/feature_bank.py"
+
+
+def test_spec_is_read_back_from_an_exported_file(tmp_path):
+    import onnx
+
+    from attn_deploy.modules.registry import spec_from_onnx
+    path = ad.export_block("se", tmp_path / "se.onnx", model=ad.create("se", channels=16))
+    s = spec_from_onnx(path)
+    assert s == ad.spec("se", channels=16) and s.inputs["x"] == ("N", 16, "H", "W")
+    assert spec_from_onnx(onnx.load(str(path))) == s
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    assert spec_from_onnx(proto) is None

@@ -122,6 +122,18 @@ class Runner(ABC):
     def __exit__(self, *exc) -> None:
         self.deactivate()
 
+    def time_infer(self, feed: Mapping[str, np.ndarray]) -> float:
+        """Milliseconds of one inference as the benchmark counts them: the host's clock around
+        ``infer`` here; runners on a GPU override this with the device's own events."""
+        start = time.perf_counter()
+        self.infer(feed, check=False)
+        return (time.perf_counter() - start) * 1e3
+
+    def peak_memory_mb(self) -> tuple[float | None, str]:
+        """(peak memory in MiB, what was measured) after a benchmark; (None, "") for a runner
+        with no measure of its own (the benchmark then counts the process's RSS growth)."""
+        return None, ""
+
     def infer(self, feed: Mapping[str, object], check: bool = True) -> dict[str, np.ndarray]:
         """Run once on named inputs; returns {output name: numpy array}."""
         if not self.is_active:

@@ -46,6 +46,22 @@ class TorchRunner(Runner):
             out = (out,)
         return {n: o.detach().cpu().numpy() for n, o in zip(self.output_names, out)}
 
+    def time_infer(self, feed: dict[str, np.ndarray]) -> float:
+        """On a GPU, CUDA events around the call (the kernels' time, not the launches')."""
+        if self.device.type != "cuda":
+            return super().time_infer(feed)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        self.infer(feed, check=False)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+
+    def peak_memory_mb(self) -> tuple[float | None, str]:
+        if self.device.type != "cuda":
+            return super().peak_memory_mb()
+        return torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda max allocated"
+
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

@@ -40,14 +40,14 @@ def _bench_key(key, args, workdir, rates=None):
     from attn_deploy.harness.bench import bench_runners, block_runners
     from attn_deploy.harness.bench_sizes import bench_size
     from attn_deploy.harness.floors import module_cost
-    from attn_deploy.harness.shapes import dims_from_shapes, format_shapes, parse_shapes
     from attn_deploy.modules.registry import create, example_inputs, spec
+    from attn_deploy.shapes import format_shapes, parse_shapes
 
     size = bench_size(key, args.sizes)
     torch.manual_seed(0)
     model = create(key, **size.kwargs)
     s = spec(key, **size.kwargs)
-    dims = dims_from_shapes(s, parse_shapes(args.shapes)) if args.shapes else dict(size.dims)
+    dims = s.dims_from_shapes(parse_shapes(args.shapes)) if args.shapes else dict(size.dims)
     path = export_block(key, Path(workdir) / f"{key}.onnx", model=model)
     inputs = example_inputs(key, seed=7, config=size.kwargs, **dims)
     feed = {n: t.numpy() for n, t in zip(s.inputs, inputs)}
@@ -62,12 +62,13 @@ def _bench_key(key, args, workdir, rates=None):
 def _bench_file(path, args):
     import numpy as np
 
-    from attn_deploy.backends import availability, onnx_runner
-    from attn_deploy.harness.bench import UnavailableRunner, bench_runners
-    from attn_deploy.harness.shapes import format_shapes, parse_shapes
-    from attn_deploy.harness.validate import random_input
-    from attn_deploy.backends.base import metadata_from_proto
     import onnx
+
+    from attn_deploy.backends import availability, onnx_runner
+    from attn_deploy.backends.base import metadata_from_proto
+    from attn_deploy.harness.bench import UnavailableRunner, bench_runners
+    from attn_deploy.harness.validate import random_input
+    from attn_deploy.shapes import format_shapes, parse_shapes
 
     shapes = parse_shapes(args.shapes) if args.shapes else _block_shapes_from_metadata(path)[0]
     metas = metadata_from_proto(onnx.load(str(path), load_external_data=False))
@@ -92,15 +93,14 @@ def _bench_recipe(path, args, workdir):
     exported file, at --shapes (default: the recipe's example sizes). ONNX Runtime's threads do
     not spin: the runtimes are timed interleaved."""
     from attn_deploy.backends import TorchRunner, availability, onnx_runner
-    from attn_deploy.deploy.checkpoint import load_checkpoint
     from attn_deploy.cli.export_model import shapes_to_dims
-    from attn_deploy.deploy.input_args import check_dims
+    from attn_deploy.deploy.checkpoint import load_checkpoint
     from attn_deploy.deploy.layer_swaps import deployable
     from attn_deploy.deploy.pipeline import example_tensors, export_model
     from attn_deploy.deploy.recipe import load_recipe
     from attn_deploy.deploy.user_model import build_model
     from attn_deploy.harness.bench import UnavailableRunner, bench_runners
-    from attn_deploy.harness.shapes import format_shapes
+    from attn_deploy.shapes import check_dims, format_shapes
 
     recipe = load_recipe(path)
     dims = shapes_to_dims(recipe.inputs, [args.shapes])[0] if args.shapes else recipe.dims

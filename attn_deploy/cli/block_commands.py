@@ -12,25 +12,14 @@ def progress(message: str) -> None:
     print(f"  {message}", file=sys.stderr, flush=True)
 
 
-def _parse_dims(items: list[str] | None) -> dict[str, int]:
-    dims = {}
-    for item in items or []:
-        for part in filter(None, item.split(",")):
-            sym, sep, val = part.partition("=")
-            if not sep or not val.strip().isdigit():
-                raise AttnDeployError(f"--dims {part!r}: expected SYMBOL=INT, e.g. H=32")
-            dims[sym.strip()] = int(val)
-    return dims
-
-
 def cmd_list(args) -> int:
     import attn_deploy as ad
 
-    rows = [(k, s.paper, s.family, s.export_path) for k in ad.list_modules()
+    header = ("key", "file", "family", "export", "paper")
+    rows = [(k, s.file, s.family, s.export_path, s.paper) for k in ad.list_modules()
             for s in [ad.spec(k)]]
-    widths = [max(len(r[i]) for r in rows + [("key", "paper", "family", "export")])
-              for i in range(4)]
-    for r in [("key", "paper", "family", "export")] + rows:
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for r in [header] + rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     return 0
 
@@ -38,6 +27,7 @@ def cmd_list(args) -> int:
 def cmd_export(args) -> int:
     from attn_deploy.cli.export_model import check_block_args, export_user_model
     from attn_deploy.export import export_block
+    from attn_deploy.shapes import parse_symbol_ints
 
     if args.model or args.recipe:  # any model, or a recipe: export, validate, engine
         return export_user_model(args, progress, _print_validation)
@@ -47,7 +37,7 @@ def cmd_export(args) -> int:
     if not args.output:
         raise AttnDeployError(f"export {args.key}: -o/--output FILE is required")
     check_block_args(args)
-    dims = _parse_dims(args.dims)
+    dims = parse_symbol_ints(args.dims, "--dims")
     path = export_block(args.key, args.output, opset=args.opset, flavor=args.flavor,
                         static=args.static, **dims)
     from attn_deploy.harness.validate import graph_summary
@@ -68,8 +58,8 @@ def cmd_validate(args) -> int:
     from attn_deploy.cli.result_options import (check_result_paths, finish, verdict,
                                                 with_required)
     from attn_deploy.harness.golden import load_outputs, save_outputs, validate_golden
-    from attn_deploy.harness.shapes import parse_shapes
     from attn_deploy.harness.validate import validate_file
+    from attn_deploy.shapes import parse_shapes
 
     check_result_paths(args)
     if args.save_outputs and args.load_outputs:
@@ -115,14 +105,13 @@ def cmd_validate(args) -> int:
 
 
 def _validate_block_target(target: str, args, shapes, golden, runtimes):
-    from attn_deploy.harness.shapes import dims_from_shapes
     from attn_deploy.harness.validate import validate_block
     from attn_deploy.modules.registry import list_modules, spec
 
     if target not in list_modules():
         raise AttnDeployError(f"{target!r} is neither a block key nor an ONNX file; "
                               f"block keys: {', '.join(list_modules())}")
-    dims = [dims_from_shapes(spec(target), shp) for shp in shapes] or None
+    dims = [spec(target).dims_from_shapes(shp) for shp in shapes] or None
     with tempfile.TemporaryDirectory(prefix="attn_deploy_validate_") as tmp:
         workdir = Path(args.workdir or tmp)
         if golden is not None:
@@ -153,8 +142,6 @@ def _validate_block_golden(key: str, workdir: Path, flavor: str, golden, runtime
 
 def _block_shapes_from_metadata(path: str) -> list[dict]:
     """Default and alternate shapes of the block a file was exported from (its metadata)."""
-    import json
-
     import onnx
 
     from attn_deploy.backends.tensorrt.profiles import recorded_shapes
@@ -168,17 +155,11 @@ def _block_shapes_from_metadata(path: str) -> list[dict]:
     if record is not None:  # no registry (and no torch) needed
         return [{n: tuple(v) for n, v in record[part].items()}
                 for part in ("default", "alternate")]
-    meta = {p.key: p.value for p in proto.metadata_props}
-    key = meta.get("attn_deploy_block")
-    if not key:
+    from attn_deploy.modules.registry import spec_from_onnx  # the export side
+    s = spec_from_onnx(proto)
+    if s is None:
         raise AttnDeployError(f"{path}: not exported by attn_deploy export; give --shapes, "
                               "e.g. --shapes x:1x64x32x32")
-    from attn_deploy.modules.registry import spec
-    try:
-        s = spec(key, **json.loads(meta.get("attn_deploy_config", "{}")))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise AttnDeployError(f"{path}: unreadable attn_deploy_config metadata ({exc}); give "
-                              "--shapes") from exc
     return [s.shapes(**s.dims), s.shapes(**s.alternate_dims())]
 
 

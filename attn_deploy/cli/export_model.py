@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Callable
 
 from attn_deploy.cli.result_options import check_result_paths, finish, verdict, with_required
-from attn_deploy.deploy.input_args import (alternate_dims, check_dims, inputs_from_args,
-                                           parse_symbol_ints)
+from attn_deploy.deploy.input_args import inputs_from_args
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.shapes import (alternate_dims, check_dims, dims_from_shapes, parse_shapes,
+                                parse_symbol_ints)
 
 # export options that only mean something for a registered block
 _BLOCK_ONLY = ("static", "dims")
@@ -37,33 +38,10 @@ def check_block_args(args) -> None:
 
 
 def shapes_to_dims(inputs, texts: list[str]) -> list[dict[str, int]]:
-    """--shapes image:3x3x40x72 (trtexec syntax) -> sizes per symbol, checked against the
-    fixed axes."""
-    from attn_deploy.harness.shapes import parse_shapes
-
-    out = []
-    for text in texts:
-        shapes = parse_shapes(text)
-        unknown = set(shapes) - {s.name for s in inputs}
-        if unknown or len(shapes) != len(inputs):
-            raise AttnDeployError(f"--shapes {text!r}: give a shape for each input "
-                                  f"{[s.name for s in inputs]}; unknown {sorted(unknown)}")
-        dims: dict[str, int] = {}
-        for spec in inputs:
-            shape = shapes[spec.name]
-            if len(shape) != len(spec.template):
-                raise AttnDeployError(f"--shapes {text!r}: input {spec.name!r} has rank "
-                                      f"{len(spec.template)} {tuple(spec.template)}, got {shape}")
-            for axis, (t, d) in enumerate(zip(spec.template, shape)):
-                if isinstance(t, int) and t != d:
-                    raise AttnDeployError(f"--shapes {text!r}: {spec.name!r} axis {axis} is "
-                                          f"fixed at {t} (not --dynamic), got {d}")
-                if isinstance(t, str):
-                    if dims.setdefault(t, d) != d:
-                        raise AttnDeployError(f"--shapes {text!r}: {t} is {dims[t]} on one axis "
-                                              f"and {d} on {spec.name!r} axis {axis}")
-        out.append(dims)
-    return out
+    """--shapes image:3x3x40x72 (trtexec syntax), one shape per input -> sizes per symbol,
+    checked against the fixed axes."""
+    return [dims_from_shapes(inputs, parse_shapes(text), f"--shapes {text!r}", require_all=True)
+            for text in texts]
 
 
 def export_user_model(args, progress: Callable[[str], None],

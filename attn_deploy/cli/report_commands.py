@@ -15,7 +15,7 @@ from attn_deploy.errors import AttnDeployError
 
 def _bench(key: str, model, path, runtimes):
     from attn_deploy.harness.bench import BENCH_RUNTIMES, bench_runners, block_runners
-    from attn_deploy.harness.shapes import format_shapes
+    from attn_deploy.shapes import format_shapes
     from attn_deploy.modules.registry import example_inputs, spec
 
     s = spec(key, **model.attn_deploy_config["kwargs"])

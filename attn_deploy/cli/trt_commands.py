@@ -25,12 +25,15 @@ def cmd_trt_check(args) -> int:
 
 def cmd_build_engine(args) -> int:
     from attn_deploy.backends.tensorrt.engine_builder import build_engine
-    from attn_deploy.backends.tensorrt.profiles import describe_profile, parse_shape_args
+    from attn_deploy.backends.tensorrt.profiles import describe_profile
+    from attn_deploy.shapes import parse_shapes
+
+    def shapes(items):  # repeated --min x:1x64x8x8 --min y:1x8, or one x:..,y:..
+        return {n: s for item in items or [] for n, s in parse_shapes(item).items()}
 
     build = build_engine(args.file, precision="fp16" if args.fp16 else "fp32",
-                         min_shapes=parse_shape_args(args.min),
-                         opt_shapes=parse_shape_args(args.opt),
-                         max_shapes=parse_shape_args(args.max), workspace_mb=args.workspace,
+                         min_shapes=shapes(args.min), opt_shapes=shapes(args.opt),
+                         max_shapes=shapes(args.max), workspace_mb=args.workspace,
                          cache_dir=args.cache_dir, plugin_library=args.plugins,
                          use_cache=not args.no_cache)
     for note in build.notes:
@@ -95,8 +98,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--fp16", action="store_true",
                    help="float16 engine (TensorRT 10: builder flag; 11: float16 copy of the model)")
     for kind in ("min", "opt", "max"):
-        p.add_argument(f"--{kind}", action="append", metavar="NAME:SHAPE",
-                       help=f"{kind} shape of an input, e.g. x:1x64x32x32 (repeatable)")
+        p.add_argument(f"--{kind}", action="append", metavar="NAME:DxDx..[,..]",
+                       help=f"{kind} shape of inputs, trtexec syntax, e.g. x:1x64x32x32 "
+                            "(repeatable)")
     p.add_argument("--workspace", type=int, metavar="MB", help="builder workspace (default 4096)")
     p.add_argument("--plugins", metavar="LIB", help="plugin library (default: found by "
                                                     "plugins-path)")

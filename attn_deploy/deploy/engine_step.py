@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from attn_deploy.deploy.input_args import InputSpec
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.shapes import InputSpec
 
 
 @dataclass

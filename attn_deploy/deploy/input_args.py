@@ -3,36 +3,21 @@
 The command line gives them as ``--input NAME:SHAPE[:DTYPE]`` (``image:2x3x64x64``) and
 ``--dynamic NAME:AXIS=SYMBOL[,AXIS=SYMBOL...]`` (``image:0=N,2=H,3=W``); a recipe gives the
 templates directly (``image = ["N", 3, "H", "W"]``) and the sizes as dims. Either way the result
-is a list of :class:`InputSpec` and a dict of example sizes per symbol. Inputs that share a
-symbol share the size, as in a block spec.
+is a list of :class:`~attn_deploy.shapes.InputSpec` and a dict of example sizes per symbol, the
+vocabulary a block spec uses too (``attn_deploy/shapes.py``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.shapes import InputSpec, parse_dims
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "float64": torch.float64,
           "int64": torch.int64, "int32": torch.int32,
           "bool": torch.bool}
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """One model input: ``template`` holds ints (fixed sizes) and dim symbols (dynamic axes)."""
-
-    name: str
-    template: tuple
-    dtype: torch.dtype = torch.float32
-
-    def dynamic_axes(self) -> dict[int, str]:
-        return {i: d for i, d in enumerate(self.template) if isinstance(d, str)}
-
-    def shape(self, dims: Mapping[str, int]) -> tuple[int, ...]:
-        return tuple(dims[d] if isinstance(d, str) else d for d in self.template)
 
 
 def parse_dtype(text: str, where: str) -> torch.dtype:
@@ -48,14 +33,7 @@ def parse_input(text: str) -> tuple[str, tuple[int, ...], torch.dtype]:
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise AttnDeployError(f"--input {text!r}: expected NAME:D0xD1x...[:DTYPE], "
                               "e.g. image:2x3x64x64")
-    name, dims = parts[0], parts[1]
-    try:
-        shape = tuple(int(d) for d in dims.lower().split("x"))
-    except ValueError:
-        raise AttnDeployError(f"--input {text!r}: sizes must be integers separated by 'x', "
-                              f"got {dims!r}") from None
-    if any(d < 1 for d in shape):
-        raise AttnDeployError(f"--input {text!r}: sizes must be >= 1, got {shape}")
+    name, shape = parts[0], parse_dims(parts[1], f"--input {text!r}")
     dtype = parse_dtype(parts[2], f"--input {text!r}") if len(parts) == 3 else torch.float32
     return name, shape, dtype
 
@@ -78,20 +56,6 @@ def parse_dynamic(text: str) -> tuple[str, dict[int, str]]:
                                   "integer axis and a symbol name such as N, H or W")
         axes[axis_int] = symbol
     return name, axes
-
-
-def parse_symbol_ints(items: Iterable[str] | None, option: str) -> dict[str, int]:
-    """``["H=32,W=32"]`` -> {"H": 32, "W": 32} (for --multiple)."""
-    out: dict[str, int] = {}
-    for item in items or []:
-        for part in filter(None, item.split(",")):
-            sym, eq, val = part.partition("=")
-            if not eq or not sym.strip().isidentifier() or not val.strip().isdigit() \
-                    or int(val) < 1:
-                raise AttnDeployError(f"{option} {part!r}: expected SYMBOL=INT with INT >= 1, "
-                                      "e.g. H=32")
-            out[sym.strip()] = int(val)
-    return out
 
 
 def inputs_from_args(inputs: Sequence[str], dynamic: Sequence[str] | None
@@ -147,48 +111,3 @@ def inputs_from_templates(templates: Mapping[str, Sequence], dtypes: Mapping[str
         dtype = parse_dtype(dtypes.get(name, "float32"), f"dtypes.{name}")
         specs.append(InputSpec(name, tuple(template), dtype))
     return specs
-
-
-def symbols(inputs: Sequence[InputSpec]) -> list[str]:
-    seen: dict[str, None] = {}
-    for spec in inputs:
-        for d in spec.template:
-            if isinstance(d, str):
-                seen.setdefault(d)
-    return list(seen)
-
-
-def check_dims(inputs: Sequence[InputSpec], dims: Mapping[str, int], where: str,
-               multiples: Mapping[str, int] | None = None) -> dict[str, int]:
-    """Every symbol sized, sizes >= 1 and multiples respected; unknown symbols refused."""
-    syms, multiples = symbols(inputs), multiples or {}
-    unknown = sorted(set(dims) - set(syms))
-    missing = [s for s in syms if s not in dims]
-    if unknown or missing:
-        raise AttnDeployError(f"{where}: sizes must be given for exactly the symbols {syms}; "
-                              f"missing {missing}, unknown {unknown}")
-    for s in syms:
-        v, m = dims[s], multiples.get(s, 1)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v % m:
-            need = "an integer >= 1" + (f" and a multiple of {m}" if m > 1 else "")
-            raise AttnDeployError(f"{where}: {s} must be {need}, got {v!r}")
-    return {s: int(dims[s]) for s in syms}
-
-
-def alternate_dims(dims: Mapping[str, int], multiples: Mapping[str, int] | None = None,
-                   min_dims: Mapping[str, int] | None = None,
-                   max_dims: Mapping[str, int] | None = None) -> dict[str, int]:
-    """A second size for every symbol (the same rule as a block spec's alternate dims): d + 3
-    (d + m with a multiple m), else smaller; never 0 or 1, within the bounds."""
-    multiples, min_dims, max_dims = multiples or {}, min_dims or {}, max_dims or {}
-    alt = {}
-    for s, d in dims.items():
-        m = multiples.get(s, 1)
-        lo, hi = max(min_dims.get(s, 1), 2), max_dims.get(s)
-        candidates = [d + 3 * m, d + m, d - m, d - 3 * m] if m == 1 else [d + m, d - m]
-        ok = [c for c in candidates if c >= lo and (hi is None or c <= hi) and c != d]
-        if not ok:
-            raise AttnDeployError(f"no second size for {s} (example {d}, multiple {m}, bounds "
-                                  f"{lo}..{hi}); give the validation shapes explicitly")
-        alt[s] = ok[0]
-    return alt

@@ -14,11 +14,11 @@ from typing import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from attn_deploy.deploy.input_args import InputSpec, check_dims
 from attn_deploy.deploy.engine_step import (EngineOptions, EngineStep, build_engine_step,
                                             engine_profile)
 from attn_deploy.deploy.layer_swaps import DeployReport, deployable
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.shapes import InputSpec, check_dims
 
 Progress = Callable[[str], None]
 
@@ -115,7 +115,7 @@ def validate_model(model: nn.Module, path: str | Path, inputs: Sequence[InputSpe
     """Run the ONNX file on every runtime in ``runtimes`` at each dims in ``shapes`` and compare
     with ``model`` in PyTorch eager fp32. Returns a :class:`attn_deploy.harness.Validation`."""
     from attn_deploy.backends import TorchRunner
-    from attn_deploy.harness.shapes import format_shapes
+    from attn_deploy.shapes import format_shapes
     from attn_deploy.harness.validate import (Validation, run_runtimes, check_runtimes,
                                               graph_summary)
 

@@ -61,10 +61,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from attn_deploy.deploy.checkpoint import CheckpointOptions
-from attn_deploy.deploy.input_args import InputSpec, check_dims, inputs_from_templates
+from attn_deploy.deploy.input_args import inputs_from_templates
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.export.flavors import FLAVORS
 from attn_deploy.harness.compare import TOLERANCES
+from attn_deploy.shapes import InputSpec, check_dims
 
 # Fixed value sets: validation precisions are those with a default tolerance.
 _VALIDATE_PRECISIONS = tuple(TOLERANCES)

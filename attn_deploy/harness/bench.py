@@ -88,22 +88,6 @@ class BenchResult:
         return asdict(self)
 
 
-def _cuda_timer(runner: Runner):
-    """A callable timing one infer with CUDA events for runners on a CUDA device, else None."""
-    if getattr(getattr(runner, "device", None), "type", None) != "cuda":
-        return getattr(runner, "time_infer", None)  # e.g. the TensorRT runner's own events
-    import torch
-
-    def timed(feed):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        runner.infer(feed, check=False)
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end)
-    return timed
-
-
 def bench_runners(name: str, runners: Sequence[Runner], feed: Mapping[str, np.ndarray], *,
                   warmup: int = 10, repeats: int = 100, min_seconds: float = 0.5,
                   shapes: str = "") -> BenchResult:
@@ -126,31 +110,19 @@ def bench_runners(name: str, runners: Sequence[Runner], feed: Mapping[str, np.nd
             result.errors[r.name] = f"{type(exc).__name__}: {str(exc)[:300]}"
             r.deactivate()
     times: dict[str, list[float]] = {r.name: [] for r in active}
-    timers = {r.name: _cuda_timer(r) for r in active}
     start = time.perf_counter()
     with _RssSampler() as sampler:
         rounds = 0
         while rounds < repeats or time.perf_counter() - start < min_seconds:
             for r in active:
-                timer = timers[r.name]
-                if timer is not None:
-                    times[r.name].append(timer(feed))
-                    continue
-                t0 = time.perf_counter()
-                r.infer(feed, check=False)
-                times[r.name].append((time.perf_counter() - t0) * 1e3)
+                times[r.name].append(r.time_infer(feed))
             rounds += 1
             if rounds >= 20 * repeats:
                 break
     for r in active:
         t = np.asarray(times[r.name])
-        mem, kind = None, ""
-        if getattr(getattr(r, "device", None), "type", None) == "cuda":
-            import torch
-            mem, kind = torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
-        elif getattr(r, "device_memory_mb", None) is not None:
-            mem, kind = r.device_memory_mb, "device memory"
-        elif base_rss is not None and sampler.peak is not None:
+        mem, kind = r.peak_memory_mb()
+        if mem is None and base_rss is not None and sampler.peak is not None:
             mem, kind = max(0.0, sampler.peak - base_rss), "process RSS growth"
         result.timings.append(RuntimeTiming(
             r.name, float(np.median(t)), float(np.percentile(t, 90)),

@@ -18,7 +18,7 @@ import onnx
 from attn_deploy.backends import ONNX_RUNTIMES, RUNTIMES, Runner, availability, onnx_runner
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.harness.compare import Comparison, compare
-from attn_deploy.harness.shapes import format_shapes
+from attn_deploy.shapes import format_shapes
 
 DEFAULT_RUNTIMES = ("ort-cpu", "ort-cuda", "ort-tensorrt", "onnx-reference", "tensorrt")
 Progress = Callable[[str], None]

@@ -11,7 +11,10 @@ resolved constructor config; :func:`spec` evaluates it for the defaults or for g
 from __future__ import annotations
 
 import inspect
+import json
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
@@ -19,6 +22,7 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.shapes import InputSpec, alternate_dims, check_dims, dims_from_shapes, symbols
 
 Template = tuple  # of int | str
 InputsFn = Callable[[Mapping[str, Any]], Mapping[str, Template]]
@@ -37,6 +41,7 @@ class BlockSpec:
     ``dims``: default size of every symbol. ``multiples``: symbols that must be a multiple of
     an int. ``min_dims`` / ``max_dims``: bounds per symbol (default min 1, no max).
     ``input_dtypes``: dtype per input (default float32); masks and lengths say theirs here.
+    ``file``: the block's source file (``attn_deploy/modules/feature_bank.py``).
     """
 
     key: str
@@ -53,16 +58,16 @@ class BlockSpec:
     input_dtypes: Mapping[str, torch.dtype] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
     rtol: float = 1e-5
+    file: str = ""
+
+    def input_specs(self) -> list[InputSpec]:
+        """The inputs in the shape vocabulary shared with user models and recipes."""
+        return [InputSpec(n, tuple(t), self.dtype(n)) for n, t in self.inputs.items()]
 
     @property
     def symbols(self) -> tuple[str, ...]:
         """Dim symbols in order of first appearance across the inputs."""
-        seen: dict[str, None] = {}
-        for template in self.inputs.values():
-            for d in template:
-                if isinstance(d, str):
-                    seen.setdefault(d)
-        return tuple(seen)
+        return symbols(self.input_specs())
 
     def dtype(self, name: str) -> torch.dtype:
         return self.input_dtypes.get(name, torch.float32)
@@ -81,15 +86,14 @@ class BlockSpec:
             raise AttnDeployError(
                 f"{self.key}: unknown dim symbol(s) {sorted(unknown)}; "
                 f"this block's symbols are {list(self.symbols)}")
-        full = {s: int(dims.get(s, self.dims[s])) for s in self.symbols}
-        for s, v in full.items():
-            lo, hi, m = self.min_dims.get(s, 1), self.max_dims.get(s), self.multiples.get(s, 1)
-            if v < lo or (hi is not None and v > hi):
-                rng = f">= {lo}" + ("" if hi is None else f" and <= {hi}")
-                raise AttnDeployError(f"{self.key}: dim {s} must be {rng}, got {v}")
-            if v % m:
-                raise AttnDeployError(f"{self.key}: dim {s} must be a multiple of {m}, got {v}")
-        return full
+        full = {s: dims.get(s, self.dims[s]) for s in self.symbols}
+        return check_dims(self.input_specs(), full, self.key, self.multiples, self.min_dims,
+                          self.max_dims)
+
+    def dims_from_shapes(self, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+        """The dim sizes implied by concrete input shapes (trtexec's ``--shapes``), checked
+        against the templates, each other, and the bounds and multiples."""
+        return self.check_dims(dims_from_shapes(self.input_specs(), shapes, self.key))
 
     def shapes(self, **dims: int) -> dict[str, tuple[int, ...]]:
         """Concrete input shapes for the given dims (defaults filled in)."""
@@ -103,16 +107,8 @@ class BlockSpec:
         Used to prove an exported model is really dynamic: odd where the multiple allows it,
         never 0 or 1 (the exporter may specialise those), within the declared bounds.
         """
-        alt = {}
-        for s in self.symbols:
-            d, m = self.dims[s], self.multiples.get(s, 1)
-            lo, hi = max(self.min_dims.get(s, 1), 2), self.max_dims.get(s)
-            candidates = [d + 3 * m, d + m, d - m, d - 3 * m] if m == 1 else [d + m, d - m]
-            ok = [c for c in candidates if c >= lo and (hi is None or c <= hi) and c != d]
-            if not ok:
-                raise AssertionError(f"{self.key}: no alternate size for {s}")
-            alt[s] = ok[0]
-        return alt
+        return alternate_dims({s: self.dims[s] for s in self.symbols}, self.multiples,
+                              self.min_dims, self.max_dims)
 
 
 @dataclass(frozen=True)
@@ -133,6 +129,7 @@ class _Entry:
     input_dtypes: Mapping[str, torch.dtype]
     example: ExampleFn | None
     rtol: float
+    file: str
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -156,12 +153,16 @@ def register(key: str, factory: Callable[..., nn.Module], *, title: str, paper: 
         raise AssertionError(f"block key {key!r} registered twice")
     assert family in FAMILIES, family
     assert export_path in EXPORT_PATHS, export_path
+    # where the block lives: the file that defines its factory ("attn_deploy/modules/...")
+    root = Path(__file__).resolve().parents[2]
+    source = Path(sys.modules[factory.__module__].__file__).resolve()
     _REGISTRY[key] = _Entry(key, factory, title, paper, family, export_path, inputs,
                             tuple(outputs), MappingProxyType(dict(dims)),
                             MappingProxyType(dict(defaults or {})),
                             MappingProxyType(dict(multiples or {})),
                             min_dims or {}, max_dims or {},
-                            MappingProxyType(dict(input_dtypes or {})), example, rtol)
+                            MappingProxyType(dict(input_dtypes or {})), example, rtol,
+                            source.relative_to(root).as_posix())
 
 
 def _entry(key: str) -> _Entry:
@@ -252,7 +253,26 @@ def spec(key: str, **kwargs: Any) -> BlockSpec:
                      outputs=e.outputs, dims=e.dims, multiples=e.multiples,
                      min_dims=MappingProxyType(dict(min_dims)),
                      max_dims=MappingProxyType(dict(max_dims)),
-                     input_dtypes=e.input_dtypes, config=MappingProxyType(cfg), rtol=e.rtol)
+                     input_dtypes=e.input_dtypes, config=MappingProxyType(cfg), rtol=e.rtol,
+                     file=e.file)
+
+
+def spec_from_onnx(model) -> BlockSpec | None:
+    """The spec of the block a file (a path or an ``onnx.ModelProto``) was exported from, read
+    back from the metadata ``export_block`` writes; None for a file not exported from a block."""
+    import onnx
+
+    proto = model if isinstance(model, onnx.ModelProto) else \
+        onnx.load(str(model), load_external_data=False)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    key = meta.get("attn_deploy_block")
+    if not key:
+        return None
+    try:
+        return spec(key, **json.loads(meta.get("attn_deploy_config") or "{}"))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise AttnDeployError(f"{model if isinstance(model, (str, Path)) else 'model'}: "
+                              f"unreadable attn_deploy_config metadata ({exc})") from exc
 
 
 def create(key: str, **kwargs: Any) -> nn.Module:

@@ -97,7 +97,7 @@ def _skip(reason: str) -> None:
 def _input_specs(example: Sequence, names: Sequence[str],
                  dynamic_axes: Mapping[str, Mapping[int, str]] | None):
     """InputSpecs (shape templates with the dynamic axes' symbols) and the example sizes."""
-    from attn_deploy.deploy.input_args import InputSpec
+    from attn_deploy.shapes import InputSpec
     from attn_deploy.errors import AttnDeployError
 
     dynamic_axes = dynamic_axes or {}
@@ -118,7 +118,7 @@ def _input_specs(example: Sequence, names: Sequence[str],
 
 def _shape_texts(shapes: Shapes) -> list[str]:
     """Shapes as trtexec text (``"x:2x8x6x6,y:2x4"``) from text or {name: shape} dicts."""
-    from attn_deploy.harness.shapes import format_shapes
+    from attn_deploy.shapes import format_shapes
 
     return [s if isinstance(s, str) else format_shapes({n: tuple(d) for n, d in s.items()})
             for s in shapes]
@@ -144,12 +144,11 @@ def assert_parity(model, example_inputs, *, input_names: Sequence[str] | None = 
     """
     import torch
 
-    from attn_deploy.cli.export_model import shapes_to_dims
-    from attn_deploy.deploy.input_args import alternate_dims
     from attn_deploy.deploy.pipeline import output_names_for, validate_model
     from attn_deploy.errors import AttnDeployError
     from attn_deploy.export import export_onnx
     from attn_deploy.harness.compare import tolerance
+    from attn_deploy.shapes import alternate_dims, dims_from_shapes, parse_shapes
 
     runtimes, require, named = _select(runtimes, require)
     absent = _precheck(runtimes, require, named)
@@ -166,7 +165,8 @@ def assert_parity(model, example_inputs, *, input_names: Sequence[str] | None = 
     output_names = output_names_for(model, example, output_names)
     specs, dims = _input_specs(example, list(input_names), dynamic_axes)
     if shapes:
-        sizes = shapes_to_dims(specs, _shape_texts(shapes))
+        sizes = [dims_from_shapes(specs, parse_shapes(text), f"shapes {text!r}",
+                                  require_all=True) for text in _shape_texts(shapes)]
     else:
         sizes = [dims, alternate_dims(dims)] if dims else [dims]
     what = type(model).__name__
@@ -215,9 +215,9 @@ def assert_file_parity(path: str | Path, reference, *, shapes: Shapes | None = N
     from attn_deploy.backends.base import metadata_from_proto
     from attn_deploy.errors import AttnDeployError
     from attn_deploy.harness.golden import GoldenOutputs, validate_golden
-    from attn_deploy.harness.shapes import parse_shapes
     from attn_deploy.harness.validate import validate_file
     from attn_deploy.onnx_file import read_onnx_file
+    from attn_deploy.shapes import parse_shapes
 
     runtimes, require, named = _select(runtimes, require)
     path = Path(path)

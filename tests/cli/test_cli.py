@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+import attn_deploy as ad
 from attn_deploy.cli import main
 
 
@@ -64,7 +65,7 @@ def test_cli_edge_cases_are_clear_errors(tmp_path, capsys):
     cases = [
         (["validate", "se", "--runtimes", "torch-cpu"], "PyTorch is the reference"),
         (["validate", str(f), "--runtimes", "ort-cpu"], "is the reference for an ONNX file"),
-        (["validate", str(f), "--shapes", "x:2x64x0x8"], "dims must be >= 1"),
+        (["validate", str(f), "--shapes", "x:2x64x0x8"], "sizes must be >= 1"),
         (["validate", str(f), "--shapes", "x:2x64x8x8,typo:3"], "no input(s) ['typo']"),
         (["validate", str(f), "--shapes", "x:2x32x8x8"], "expected shape"),
         (["bench", str(f), "--shapes", "y:2x3"], "missing ['x'], unknown ['y']"),
@@ -83,3 +84,11 @@ def test_validate_file_reports_a_model_that_cannot_run_a_shape(tmp_path, capsys)
     assert main(["validate", str(f), "--runtimes", "onnx-reference",
                  "--shapes", "x:2x20x32"]) == 2
     assert "cannot run shapes x:2x20x32" in capsys.readouterr().err
+
+
+def test_list_shows_where_each_block_lives(capsys):
+    assert main(["list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "attn_deploy/modules/feature_bank.py" in rows["lfb"]
+    assert "attn_deploy/modules/cross_attention_can.py" in rows["can_cross_attention"]
+    assert len(rows) == len(ad.list_modules()) + 1  # and the header

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from attn_deploy.deploy.input_args import (InputSpec, alternate_dims, check_dims, inputs_from_args,
-                                           parse_dynamic, parse_input, parse_symbol_ints)
+from attn_deploy.deploy.input_args import inputs_from_args, parse_dynamic, parse_input
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.shapes import InputSpec, alternate_dims, check_dims, parse_symbol_ints
 
 
 def test_inputs_and_dynamic_axes_combine_into_templates():

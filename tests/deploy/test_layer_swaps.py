@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import attn_deploy as ad
-from attn_deploy.deploy.input_args import InputSpec
 from attn_deploy.deploy.pipeline import export_model
+from attn_deploy.shapes import InputSpec
 
 SIZES = [(2, 16, 9, 12), (3, 16, 14, 7)]
 

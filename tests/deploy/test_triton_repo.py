@@ -8,10 +8,10 @@ import torch
 from onnx import TensorProto, helper
 
 from attn_deploy.cli import main
-from attn_deploy.deploy.input_args import InputSpec
 from attn_deploy.deploy.pipeline import export_model
 from attn_deploy.deploy.triton_repo import check_config, model_config_proto, write_triton_repo
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.shapes import InputSpec
 
 
 @pytest.fixture(scope="module")

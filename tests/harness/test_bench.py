@@ -33,6 +33,28 @@ def test_bench_runners_times_every_available_runtime(se):
                                                timed["torch-cpu"].median_ms)
 
 
+def test_bench_takes_each_runners_own_clock_and_memory(se):
+    """The timing hook is explicit: a runner's time_infer / peak_memory_mb are what the
+    benchmark reports (the TensorRT runner's engine time and memory come in this way)."""
+    m, _ = se
+
+    class DeviceClocked(TorchRunner):
+        ticks = iter(range(1, 10**6))
+
+        def time_infer(self, feed):
+            self.infer(feed, check=False)
+            return float(next(self.ticks))
+
+        def peak_memory_mb(self):
+            return 12.5, "device memory"
+
+    runner = DeviceClocked(m, {"x": (torch.float32, ("N", 16, "H", "W"))}, ["y"])
+    feed = {"x": np.zeros((1, 16, 4, 4), np.float32)}
+    t, = bench_runners("se", [runner], feed, warmup=0, repeats=5, min_seconds=0).timings
+    assert (t.min_ms, t.median_ms, t.repeats) == (1.0, 3.0, 5)
+    assert (t.memory_mb, t.memory_kind) == (12.5, "device memory")
+
+
 def test_a_failing_runtime_is_reported_not_fatal(se, tmp_path):
     m, _ = se
     broken = tmp_path / "broken.onnx"

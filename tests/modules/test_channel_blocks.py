@@ -55,12 +55,6 @@ def fc(v: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     return F.linear(v, conv.weight.flatten(1), conv.bias)
 
 
-def close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> None:
-    assert a.shape == b.shape
-    rel = (torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b)).item()
-    assert rel <= tol, f"relative L2 error {rel:.3g} > {tol}"
-
-
 # ---- eca ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("channels,k", [(1, 1), (2, 1), (4, 1), (8, 3), (16, 3), (48, 3),
@@ -75,7 +69,7 @@ def test_eca_kernel_size_follows_the_paper_formula(channels, k):
 @pytest.mark.parametrize("config,shape", [({}, (2, 64, 9, 7)),
                                           ({"channels": 256}, (3, 256, 5, 6)),
                                           ({"channels": 40, "kernel_size": 7}, (2, 40, 4, 4))])
-def test_eca_matches_a_per_channel_loop(config, shape):
+def test_eca_matches_a_per_channel_loop(config, shape, close):
     m = build("eca", **config)
     x = torch.randn(shape)
     w = m.conv.weight.flatten().tolist()
@@ -109,7 +103,7 @@ def cbam_reference(m, x):
                                           ({"channels": 48, "rd_channels": 5,
                                             "spatial_norm": False}, (3, 48, 11, 9)),
                                           ({"spatial_kernel_size": 3}, (1, 64, 5, 8))])
-def test_cbam_matches_reference(config, shape):
+def test_cbam_matches_reference(config, shape, close):
     m = build("cbam", **config)
     x = torch.randn(shape)
     close(m(x), cbam_reference(m, x))
@@ -140,7 +134,7 @@ def bam_reference(m, x):
 @pytest.mark.parametrize("config,shape", [({}, (2, 64, 16, 16)),
                                           ({"channels": 32, "out_norm": False, "dilation": 2},
                                            (3, 32, 9, 13))])
-def test_bam_matches_reference(config, shape):
+def test_bam_matches_reference(config, shape, close):
     m = build("bam", **config)
     x = torch.randn(shape)
     y = m(x)
@@ -167,7 +161,7 @@ def gc_reference(m, x):
 @pytest.mark.parametrize("config,shape", [({}, (2, 64, 16, 16)),
                                           ({"fusion": "mul", "channels": 48, "rd_ratio": 0.25},
                                            (3, 48, 7, 10))])
-def test_gc_matches_reference(config, shape):
+def test_gc_matches_reference(config, shape, close):
     m = build("gc", **config)
     x = torch.randn(shape)
     close(m(x), gc_reference(m, x))
@@ -199,7 +193,7 @@ def sk_reference(m, x):
 @pytest.mark.parametrize("config,shape", [({}, (2, 64, 16, 16)),
                                           ({"channels": 48, "num_branches": 3},
                                            (3, 48, 9, 11))])
-def test_sk_matches_reference_and_weights_sum_to_one(config, shape):
+def test_sk_matches_reference_and_weights_sum_to_one(config, shape, close):
     m = build("sk", **config)
     seen = []
     m.select.register_forward_hook(lambda mod, inp, out: seen.append(out))
@@ -238,7 +232,7 @@ def split_attn_reference(m, x, radix, cardinality):
 @pytest.mark.parametrize("radix,cardinality,channels,shape_hw", [
     (2, 1, 64, (16, 16)), (2, 2, 32, (9, 7)), (4, 2, 32, (5, 6)), (1, 1, 32, (8, 11)),
     (1, 4, 32, (6, 6))])
-def test_split_attn_matches_reference(radix, cardinality, channels, shape_hw):
+def test_split_attn_matches_reference(radix, cardinality, channels, shape_hw, close):
     m = build("split_attn", radix=radix, cardinality=cardinality, channels=channels)
     seen = []
     m.rsoftmax.register_forward_hook(lambda mod, inp, out: seen.append((inp[0], out)))

@@ -36,12 +36,6 @@ def _rel(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
-def _close(got: torch.Tensor, expected: torch.Tensor, tol: float = 1e-5) -> None:
-    assert got.shape == expected.shape
-    err = _rel(got.detach(), expected.detach())
-    assert err <= tol, err
-
-
 # --- independent references (dense / loop forms, PyTorch's own pooling) ---------------------
 
 def _scconv_ref(m, x):
@@ -171,22 +165,22 @@ def _lfb_ref(m, short, bank):
 
 @torch.no_grad()
 @pytest.mark.parametrize("hw", [(14, 14), (17, 17), (13, 22), (4, 4), (5, 9)])
-def test_scconv_matches_reference(hw):
+def test_scconv_matches_reference(hw, close):
     m = _create("scconv")
     x = torch.randn(2, 64, *hw)
-    _close(m(x), _scconv_ref(m, x))
+    close(m(x), _scconv_ref(m, x))
 
 
 @torch.no_grad()
 @pytest.mark.parametrize("hw", [(14, 14), (17, 11), (5, 7)])
-def test_ann_blocks_match_reference(hw):
+def test_ann_blocks_match_reference(hw, close):
     afnb, apnb = _create("ann_afnb"), _create("ann_apnb")
     low, high = torch.randn(2, 32, *hw), torch.randn(2, 64, *hw)
     ctx = _ann_context(afnb.attention, low, high)
     assert ctx.abs().mean() > 0.05  # the attention path is live in the registered block
-    _close(afnb(low, high), afnb.fuse(torch.cat([ctx, high], 1)))
+    close(afnb(low, high), afnb.fuse(torch.cat([ctx, high], 1)))
     assert apnb.attention.f_query is apnb.attention.f_key  # APNB shares key/query
-    _close(apnb(high), apnb.fuse(torch.cat([_ann_context(apnb.attention, high, high), high], 1)))
+    close(apnb(high), apnb.fuse(torch.cat([_ann_context(apnb.attention, high, high), high], 1)))
 
 
 def test_ann_official_init_zeroes_output_conv():
@@ -196,21 +190,21 @@ def test_ann_official_init_zeroes_output_conv():
 
 @torch.no_grad()
 @pytest.mark.parametrize("hw", [(14, 14), (17, 13), (3, 5)])
-def test_acm_matches_reference(hw):
+def test_acm_matches_reference(hw, close):
     m = _create("acm")
     x = torch.randn(2, 64, *hw)
     expected = m.bottleneck(torch.cat([x] + [_acm_ref(a, x) for a in m.acms], 1))
-    _close(m(x), expected)
+    close(m(x), expected)
     assert [a.pool_scale for a in m.acms] == [1, 2, 3, 6]
 
 
 @torch.no_grad()
 @pytest.mark.parametrize("kernel", ["dot", "gaussian", "rbf"])
 @pytest.mark.parametrize("use_scale", [False, True])
-def test_cgnl_matches_dense_kernel(kernel, use_scale):
+def test_cgnl_matches_dense_kernel(kernel, use_scale, close):
     m = _create("cgnl", kernel=kernel, use_scale=use_scale, gamma=0.05)
     x = torch.randn(2, 64, 6, 7) * 0.5
-    _close(m(x), _cgnl_ref(m, x))
+    close(m(x), _cgnl_ref(m, x))
 
 
 @torch.no_grad()
@@ -228,26 +222,26 @@ def test_cgnl_taylor_terms_converge_to_closed_form(kernel):
 
 @torch.no_grad()
 @pytest.mark.parametrize("hw", [(14, 14), (9, 17)])
-def test_glore_matches_einsum_reference(hw):
+def test_glore_matches_einsum_reference(hw, close):
     m = _create("glore")
     x = torch.randn(2, 64, *hw)
     # compare the reasoning branch on its own: the residual would dilute its errors
-    _close(m(x) - x, _glore_branch(m, x))
+    close(m(x) - x, _glore_branch(m, x))
 
 
 @torch.no_grad()
 @pytest.mark.parametrize("hw", [(16, 16), (19, 13), (4, 5)])
-def test_spygr_matches_dense_laplacian(hw):
+def test_spygr_matches_dense_laplacian(hw, close):
     m = _create("spygr")
     x = torch.randn(2, 64, *hw)
-    _close(m(x) - x, _spygr_ref(m, x) - x)
+    close(m(x) - x, _spygr_ref(m, x) - x)
 
 
 @torch.no_grad()
-def test_lfb_matches_loop_reference():
+def test_lfb_matches_loop_reference(close):
     m = ad.create("lfb")
     short, bank = torch.randn(3, 64, 5), torch.randn(3, 64, 11)
-    _close(m(short, bank), _lfb_ref(m, short, bank))
+    close(m(short, bank), _lfb_ref(m, short, bank))
     assert m.training is False
 
 

@@ -21,12 +21,6 @@ def _rel(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
-def _close(got: torch.Tensor, expected: torch.Tensor, tol: float = 1e-5) -> None:
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    err = _rel(got.detach(), expected.detach())
-    assert err <= tol, err
-
-
 def _unfold(x, k, dilation=1, reflect=False):
     """[N, C, k*k, H, W] by F.unfold (the eager reference for local windows)."""
     n, c, h, w = x.shape
@@ -85,11 +79,11 @@ def _sasa_ref(m, x):
 @pytest.mark.parametrize("config, hw", [({"channels": 8}, (12, 12)),
                                         ({"channels": 6, "kernel_size": 3, "num_heads": 2,
                                           "out_channels": 8}, (5, 9))])
-def test_sasa_matches_unfold_reference(config, hw):
+def test_sasa_matches_unfold_reference(config, hw, close):
     m = ad.create("sasa", **config)
     x = torch.randn(2, config["channels"], *hw)
     with torch.no_grad():
-        _close(m(x), _sasa_ref(m, x))
+        close(m(x), _sasa_ref(m, x))
 
 
 # --- local_relation -----------------------------------------------------------------------------
@@ -115,11 +109,11 @@ def _lr_ref(m, x):
 @pytest.mark.parametrize("composability", ["squared_difference", "absolute_difference",
                                            "product"])
 @pytest.mark.parametrize("k, hw", [(7, (10, 12)), (3, (4, 7))])
-def test_local_relation_matches_unfold_reference(composability, k, hw):
+def test_local_relation_matches_unfold_reference(composability, k, hw, close):
     m = ad.create("local_relation", channels=16, kernel_size=k, composability=composability)
     x = torch.randn(2, 16, *hw)
     with torch.no_grad():
-        _close(m(x), _lr_ref(m, x))
+        close(m(x), _lr_ref(m, x))
 
 
 # --- san ----------------------------------------------------------------------------------------
@@ -147,11 +141,11 @@ def _san_ref(m, x):
 
 @pytest.mark.parametrize("mode", ["pairwise", "patchwise"])
 @pytest.mark.parametrize("k, hw", [(7, (12, 9)), (3, (2, 5))])
-def test_san_matches_official_formulation(mode, k, hw, randomize_norms):
+def test_san_matches_official_formulation(mode, k, hw, randomize_norms, close):
     m = randomize_norms(ad.create("san", channels=32, kernel_size=k, mode=mode))
     x = torch.randn(2, 32, *hw)
     with torch.no_grad():
-        _close(m(x), _san_ref(m, x))
+        close(m(x), _san_ref(m, x))
 
 
 # --- generalized_attention ----------------------------------------------------------------------
@@ -202,14 +196,14 @@ def _ga_ref(m, x):
 @pytest.mark.parametrize("kv_stride, hw, magnitude", [(2, (7, 10), 1.0), (1, (5, 6), 0.5),
                                                       (3, (9, 8), 2.0)])
 def test_generalized_attention_terms_match_dense_reference(attention_type, kv_stride, hw,
-                                                           magnitude):
+                                                           magnitude, close):
     m = ad.create("generalized_attention", channels=16, num_heads=2, kv_stride=kv_stride,
                   attention_type=attention_type, position_magnitude=magnitude)
     with torch.no_grad():
         m.proj.bias.normal_()
     x = torch.randn(2, 16, *hw)
     with torch.no_grad():
-        _close(m(x), _ga_ref(m, x))
+        close(m(x), _ga_ref(m, x))
 
 
 def test_generalized_attention_key_saliency_alone_ignores_the_query():
@@ -272,16 +266,16 @@ def _dgmn_ref(m, x):
 @pytest.mark.parametrize("config, hw", [({}, (9, 11)),
                                         ({"dilations": (2,), "weight_groups": 8}, (6, 5)),
                                         ({"kernel_size": 1, "dilations": (1, 2)}, (4, 4))])
-def test_dgmn_matches_explicit_bilinear_sampling(config, hw):
+def test_dgmn_matches_explicit_bilinear_sampling(config, hw, close):
     m = ad.create("dgmn", channels=8, **config)
     with torch.no_grad():
         m.gammas.uniform_(0.5, 1.5)
     x = torch.randn(2, 8, *hw)
     with torch.no_grad():
-        _close(m(x), _dgmn_ref(m, x))
+        close(m(x), _dgmn_ref(m, x))
 
 
-def test_dgmn_without_offsets_is_a_dilated_conv_on_the_grid():
+def test_dgmn_without_offsets_is_a_dilated_conv_on_the_grid(close):
     """Offsets forced to 0: the nodes are a dilated F.unfold of x and the 1x1 kernel conv on
     them is the plain dilated 3x3 conv with the same weights (the deformable-conv layout)."""
     m = ad.create("dgmn", channels=4, dilations=(2,), weight_groups=2)
@@ -295,7 +289,7 @@ def test_dgmn_without_offsets_is_a_dilated_conv_on_the_grid():
         nodes = nodes.reshape(1, 4, k, 7, 6)
         assert torch.allclose(nodes, _unfold(x, 3, 2), atol=1e-6)
         weight = m.kernel_convs[0].weight.reshape(-1, 4, 3, 3)
-        _close(m.kernel_convs[0](nodes.reshape(1, 4 * k, 7, 6)),
+        close(m.kernel_convs[0](nodes.reshape(1, 4 * k, 7, 6)),
                F.conv2d(x, weight, padding=2, dilation=2))
 
 
@@ -321,17 +315,17 @@ def _co_ref(m, fa, fb):
 
 
 @pytest.mark.parametrize("mode", ["vanilla", "symmetric", "channel"])
-def test_co_attention_matches_dense_matrices(mode):
+def test_co_attention_matches_dense_matrices(mode, close):
     m = ad.create("co_attention", channels=8, mode=mode)
     fa, fb = torch.randn(2, 8, 5, 7), torch.randn(2, 8, 5, 7)
     with torch.no_grad():
         got, expected = m(fa, fb), _co_ref(m, fa, fb)
         for g, e in zip(got, expected):
-            _close(g, e)
+            close(g, e)
         if mode != "vanilla":   # W symmetric: swapping the frames swaps the outputs
             swapped = m(fb, fa)
-            _close(swapped[0], got[1])
-            _close(swapped[1], got[0])
+            close(swapped[0], got[1])
+            close(swapped[1], got[0])
 
 
 # --- can_cross_attention ------------------------------------------------------------------------
@@ -351,13 +345,13 @@ def _can_ref(m, p, q):
 
 
 @pytest.mark.parametrize("config", [{}, {"height": 5, "width": 3, "temperature": 1.0}])
-def test_can_cross_attention_matches_reference(config):
+def test_can_cross_attention_matches_reference(config, close):
     m = ad.create("can_cross_attention", channels=8, **config)
     h, w = m.size
     p, q = torch.randn(3, 8, h, w), torch.randn(3, 8, h, w)
     with torch.no_grad():
         for got, expected in zip(m(p, q), _can_ref(m, p, q)):
-            _close(got, expected)
+            close(got, expected)
 
 
 # --- context_transformer ------------------------------------------------------------------------
@@ -385,11 +379,11 @@ def _ct_ref(m, x):
 
 @pytest.mark.parametrize("config, hw", [({}, (12, 12)), ({"pool_sizes": (1, 4), "num_priors": 1},
                                                          (7, 10))])
-def test_context_transformer_matches_reference(config, hw):
+def test_context_transformer_matches_reference(config, hw, close):
     m = ad.create("context_transformer", **config)
     x = torch.randn(2, m.num_priors * m.channels, *hw)
     with torch.no_grad():
-        _close(m(x), _ct_ref(m, x))
+        close(m(x), _ct_ref(m, x))
 
 
 # --- argument and input errors ------------------------------------------------------------------

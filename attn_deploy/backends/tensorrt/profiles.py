@@ -5,12 +5,11 @@ the model's metadata by ``export_block``): per dim symbol, min = the spec's mini
 default), opt = the default size, max = the spec's maximum, else max(2 x default, default + 4
 multiples); multiples are respected, and every size the validation harness uses (default and
 alternate dims) lies inside. Any input's min/opt/max can be given explicitly
-("name:1x64x32x32"), which wins over the spec. Static inputs get their fixed shape.
+(``{"x": (1, 64, 32, 32)}``), which wins over the spec. Static inputs get their fixed shape.
 """
 from __future__ import annotations
 
 import json
-import re
 from typing import Mapping
 
 import onnx
@@ -19,24 +18,6 @@ from attn_deploy.errors import AttnDeployError
 
 Shape = tuple[int, ...]
 Profile = dict[str, tuple[Shape, Shape, Shape]]  # input -> (min, opt, max)
-
-
-def parse_shape_arg(item: str) -> tuple[str, Shape]:
-    """'x:1x64x8x8', 'x:[1,64,8,8]' or 'x:1,64,8,8' -> ('x', (1, 64, 8, 8))."""
-    name, sep, dims = item.rpartition(":")
-    parts = [p for p in re.split(r"[x,\s]+", dims.strip().strip("[]()")) if p]
-    if not sep or not name or not parts or not all(p.isdigit() for p in parts):
-        raise AttnDeployError(f"shape {item!r}: expected NAME:DIMS such as x:1x64x32x32")
-    return name, tuple(int(p) for p in parts)
-
-
-def parse_shape_args(items: list[str] | None) -> dict[str, Shape]:
-    out: dict[str, Shape] = {}
-    for item in items or []:
-        for part in item.split(";") if ";" in item else [item]:
-            name, shape = parse_shape_arg(part)
-            out[name] = shape
-    return out
 
 
 def model_inputs(proto: onnx.ModelProto) -> dict[str, tuple]:
@@ -91,17 +72,6 @@ def recorded_shapes(proto: onnx.ModelProto) -> dict | None:
     return record
 
 
-def spec_from_metadata(proto: onnx.ModelProto):
-    """The BlockSpec a model was exported from (export_block's metadata), or None."""
-    meta = {p.key: p.value for p in proto.metadata_props}
-    key = meta.get("attn_deploy_block")
-    if not key:
-        return None
-    from attn_deploy.modules.registry import spec
-    config = json.loads(meta.get("attn_deploy_config") or "{}")
-    return spec(key, **config)
-
-
 def _templates_and_ranges(proto: onnx.ModelProto, spec):
     """(input templates, symbol ranges) from ``spec``, else from the file's shape record, else
     from the block registry (the export side); ({}, {}) for a file that is none of these."""
@@ -110,7 +80,8 @@ def _templates_and_ranges(proto: onnx.ModelProto, spec):
         if record is not None:
             return ({n: tuple(t) for n, t in record["inputs"].items()},
                     {k: tuple(v) for k, v in record["ranges"].items()})
-        spec = spec_from_metadata(proto)
+        from attn_deploy.modules.registry import spec_from_onnx
+        spec = spec_from_onnx(proto)
     if spec is None:
         return {}, {}
     return dict(spec.inputs), symbol_ranges(spec)

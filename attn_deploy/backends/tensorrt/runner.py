@@ -138,6 +138,9 @@ class TensorRTRunner(Runner):
         return {name: host.astype(self._output_dtypes[name], copy=False)
                 for name, host in outputs.items()}
 
+    def peak_memory_mb(self) -> tuple[float | None, str]:
+        return self.device_memory_mb, "device memory" if self.device_memory_mb is not None else ""
+
     def time_infer(self, feed: dict[str, np.ndarray]) -> float:
         """Milliseconds the engine takes on its stream (CUDA events), inputs already on the
         device: the engine's time, without host-device copies."""

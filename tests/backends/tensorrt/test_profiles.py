@@ -5,23 +5,7 @@ from onnx import helper as h
 
 import attn_deploy as ad
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.backends.tensorrt.profiles import (parse_shape_arg, parse_shape_args,
-                                                    profile_for_model, symbol_ranges)
-
-
-@pytest.mark.parametrize("text", ["x:1x64x8x8", "x:[1,64,8,8]", "x:1,64,8,8", "x: 1x64x8x8"])
-def test_shape_argument_forms(text):
-    assert parse_shape_arg(text) == ("x", (1, 64, 8, 8))
-
-
-@pytest.mark.parametrize("text", ["x", "x:", ":1x2", "x:1xax3", "x:-1x3"])
-def test_bad_shape_arguments_name_the_expected_form(text):
-    with pytest.raises(AttnDeployError, match="NAME:DIMS"):
-        parse_shape_arg(text)
-
-
-def test_several_inputs_in_one_argument():
-    assert parse_shape_args(["a:1x2;b:3x4", "c:5"]) == {"a": (1, 2), "b": (3, 4), "c": (5,)}
+from attn_deploy.backends.tensorrt.profiles import profile_for_model, symbol_ranges
 
 
 def _dynamic_model():
