@@ -111,5 +111,5 @@ def test_bench_recipe_times_eager_against_the_export(tmp_path, capsys):
     assert "r  image:1x3x20x24" in text and "ORT CPU / eager:" in text
     assert [line.split()[0] for line in text.splitlines()[2:4]] == ["torch-cpu", "ort-cpu"]
     assert main(["bench", "--recipe", str(recipe), "--shapes", "image:1x3x20x20"]) == 2
-    assert "W must be an integer >= 1 and a multiple of 8, got 20" in capsys.readouterr().err
+    assert "dim W must be >= 1 and a multiple of 8, got 20" in capsys.readouterr().err
     assert main(["bench", "se", "--recipe", str(recipe)]) == 2

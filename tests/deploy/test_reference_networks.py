@@ -149,5 +149,5 @@ def test_fpn_recipe_from_an_mmengine_detector_checkpoint(tmp_path, capsys, mmeng
     _check_export(text, out, "attn_deploy::CARAFE", trained, (1, 3, 320, 128), capsys)
     # sizes that are not multiples of 64 are refused by the recipe, naming the multiple
     recipe.write_text(recipe.read_text().replace("H = 320", "H = 300"))
-    with pytest.raises(AttnDeployError, match="H must be an integer >= 1 and a multiple of 64"):
+    with pytest.raises(AttnDeployError, match="dim H must be >= 1 and a multiple of 64"):
         load_recipe(recipe)
