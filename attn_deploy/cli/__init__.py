@@ -10,8 +10,9 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
 
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.errors import AttnDeployError, UserCodeError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export attention blocks to ONNX, validate them on every runtime present, "
                     "build TensorRT engines and write compatibility reports.")
     parser.add_argument("--version", action="version", version=f"attn_deploy {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, print the traceback (of your code, for errors "
+                             "raised by your model module, factory or forward)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if info.name.endswith("_commands"):
@@ -38,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AttnDeployError as exc:
-        print(f"attn-deploy: error: {exc}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        hint = " (run with --debug for the traceback)" if isinstance(exc, UserCodeError) and \
+            not args.debug else ""
+        print(f"attn-deploy: error: {exc}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("attn-deploy: interrupted", file=sys.stderr)

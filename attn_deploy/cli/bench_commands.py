@@ -157,6 +157,9 @@ def cmd_bench(args) -> int:
         raise AttnDeployError("bench: give a block key, an ONNX file, --recipe FILE or --all")
     if args.shapes and args.sizes != "default":
         raise AttnDeployError("bench: give --shapes or --sizes, not both")
+    if args.out:
+        from attn_deploy.cli.folder_args import output_folder
+        output_folder(args.out, "bench --out")
     targets = list_modules() if args.all else [args.target]
     rates = None
     if not args.no_floors:

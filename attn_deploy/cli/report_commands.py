@@ -8,6 +8,7 @@ import tempfile
 import time
 
 from attn_deploy.cli.block_commands import progress
+from attn_deploy.cli.folder_args import output_folder
 from attn_deploy.cli.result_options import (add_result_options, check_result_paths, finish,
                                             with_required)
 from attn_deploy.errors import AttnDeployError
@@ -64,6 +65,7 @@ def cmd_report(args) -> int:
         raise AttnDeployError(f"unknown block key(s) {unknown}; valid keys: "
                               f"{', '.join(list_modules())}")
     check_result_paths(args)
+    output_folder(args.out, "report --out")
     runtimes = with_required(args.runtimes, args.require)
     workdir = args.workdir or tempfile.mkdtemp(prefix="attn_deploy_report_")
     rows, benches, validations, start = [], [], [], time.perf_counter()

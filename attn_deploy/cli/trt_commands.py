@@ -26,11 +26,14 @@ def cmd_trt_check(args) -> int:
 def cmd_build_engine(args) -> int:
     from attn_deploy.backends.tensorrt.engine_builder import build_engine
     from attn_deploy.backends.tensorrt.profiles import describe_profile
+    from attn_deploy.cli.folder_args import output_folder
     from attn_deploy.shapes import parse_shapes
 
     def shapes(items):  # repeated --min x:1x64x8x8 --min y:1x8, or one x:..,y:..
         return {n: s for item in items or [] for n, s in parse_shapes(item).items()}
 
+    if args.cache_dir is not None:
+        output_folder(args.cache_dir, "build-engine --cache-dir")
     build = build_engine(args.file, precision="fp16" if args.fp16 else "fp32",
                          min_shapes=shapes(args.min), opt_shapes=shapes(args.opt),
                          max_shapes=shapes(args.max), workspace_mb=args.workspace,

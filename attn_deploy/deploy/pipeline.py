@@ -17,7 +17,7 @@ from torch import nn
 from attn_deploy.deploy.engine_step import (EngineOptions, EngineStep, build_engine_step,
                                             engine_profile)
 from attn_deploy.deploy.layer_swaps import DeployReport, deployable
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.errors import AttnDeployError, UserCodeError, one_line
 from attn_deploy.shapes import InputSpec, check_dims
 
 Progress = Callable[[str], None]
@@ -63,7 +63,14 @@ def output_names_for(model: nn.Module, example: Sequence[torch.Tensor],
     """Names for the model's outputs: ``names`` if given (checked against the count), else
     "output" for one tensor and "output_0", "output_1", ... for a tuple."""
     with torch.no_grad():
-        out = model(*example)
+        try:
+            out = model(*example)
+        except AttnDeployError:
+            raise
+        except Exception as exc:  # the model's own forward: the user's code
+            shapes = ", ".join(str(tuple(t.shape)) for t in example)
+            raise UserCodeError(f"{type(model).__name__}: forward failed on the example "
+                                f"input(s) of shape {shapes}: {one_line(exc)}") from exc
     if isinstance(out, torch.Tensor):
         count = 1
     elif isinstance(out, (tuple, list)) and out and all(isinstance(o, torch.Tensor) for o in out):

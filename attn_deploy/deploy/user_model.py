@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping
 from torch import nn
 
 from attn_deploy.deploy.checkpoint import CheckpointOptions, load_checkpoint
-from attn_deploy.errors import AttnDeployError
+from attn_deploy.errors import AttnDeployError, UserCodeError, one_line
 
 
 def resolve_factory(reference: str) -> Callable[..., Any]:
@@ -23,9 +23,20 @@ def resolve_factory(reference: str) -> Callable[..., Any]:
                               "attn_deploy.deploy.reference_networks:ccnet_resnet")
     try:
         obj: Any = importlib.import_module(module_name)
+    except SyntaxError as exc:
+        raise UserCodeError(f"model {reference!r}: module {module_name!r} has a syntax error: "
+                            f"{exc.msg} ({exc.filename}, line {exc.lineno})") from exc
     except ImportError as exc:
+        if "relative import" in str(exc):
+            raise UserCodeError(
+                f"model {reference!r}: module {module_name!r} uses a relative import ({exc}); "
+                "name it as part of its package (package.module:factory) with the package's "
+                "parent folder on PYTHONPATH") from exc
         raise AttnDeployError(f"model {reference!r}: cannot import module {module_name!r} "
                               f"({exc}); is its package installed or on PYTHONPATH?") from exc
+    except Exception as exc:  # the module's own top-level code raised
+        raise UserCodeError(f"model {reference!r}: importing module {module_name!r} raised "
+                            f"{one_line(exc)}") from exc
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
@@ -47,9 +58,11 @@ def build_model(reference: str, kwargs: Mapping[str, Any] | None = None,
     factory = resolve_factory(reference)
     try:
         model = factory(**dict(kwargs or {}))
-    except TypeError as exc:
-        raise AttnDeployError(f"model {reference!r}: calling it with kwargs "
-                              f"{dict(kwargs or {})} failed: {exc}") from exc
+    except AttnDeployError:
+        raise
+    except Exception as exc:  # the user's factory: a wrong kwarg (TypeError) or its own error
+        raise UserCodeError(f"model {reference!r}: calling it with kwargs "
+                            f"{dict(kwargs or {})} raised {one_line(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise AttnDeployError(f"model {reference!r}: expected the factory to return an "
                               f"nn.Module, got {type(model).__name__}")
