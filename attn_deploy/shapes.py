@@ -80,23 +80,37 @@ def check_dims(inputs: Sequence[InputSpec], dims: Mapping[str, int], where: str,
 
 
 def alternate_dims(dims: Mapping[str, int], multiples: Mapping[str, int] | None = None,
-                   min_dims: Mapping[str, int] | None = None,
-                   max_dims: Mapping[str, int] | None = None) -> dict[str, int]:
-    """A second size for every symbol, to prove an exported model is really dynamic: d + 3
-    (d + m with a multiple m), else smaller; never 0 or 1 (the exporter may specialise those),
-    within the bounds."""
+                min_dims: Mapping[str, int] | None = None,
+                max_dims: Mapping[str, int] | None = None) -> dict[str, int]:
+    """A second size for every symbol, to prove an exported model is really dynamic (and
+    the size the export itself is run at): within the bounds, a multiple of its multiple, never
+    0 or 1 (the exporter may specialise those), ``size / multiple`` of the other parity, and no
+    two symbols keeping their ratio (H x W changes aspect as well as size: a branch frozen on
+    ``H == W`` or on an even size shows). Falls back to a same-aspect or same-parity size only
+    where the bounds leave nothing else."""
     multiples, min_dims, max_dims = multiples or {}, min_dims or {}, max_dims or {}
-    alt = {}
+    out: dict[str, int] = {}
     for s, d in dims.items():
         m = multiples.get(s, 1)
         lo, hi = max(min_dims.get(s, 1), 2), max_dims.get(s)
-        candidates = [d + 3 * m, d + m, d - m, d - 3 * m] if m == 1 else [d + m, d - m]
-        ok = [c for c in candidates if c >= lo and (hi is None or c <= hi) and c != d]
-        if not ok:
+        k = d // m
+        steps = [1, 3, -1, 5, -3, 7, -5, 9, 2, -2, 4, -4]   # odd steps first: parity flips
+        sizes = [m * (k + i) for i in steps]
+        sizes = [c for c in sizes if c >= lo and (hi is None or c <= hi) and c != d]
+        if not sizes:
             raise AttnDeployError(f"no second size for {s} (example {d}, multiple {m}, bounds "
-                                  f"{lo}..{hi}); give the validation shapes explicitly")
-        alt[s] = ok[0]
-    return alt
+                                  f"{lo}..{'' if hi is None else hi}); give the sizes "
+                                  "explicitly")
+
+        def new_aspect(c: int) -> bool:
+            return all(c * dims[t] != d * out[t] for t in out)
+
+        def new_parity(c: int) -> bool:
+            return (c // m) % 2 != k % 2
+
+        out[s] = next((c for c in sizes if new_parity(c) and new_aspect(c)),
+                      next((c for c in sizes if new_aspect(c)), sizes[0]))
+    return out
 
 
 def dims_from_shapes(inputs: Sequence[InputSpec], shapes: Mapping[str, Sequence[int]],

@@ -86,7 +86,8 @@ def cmd_validate(args) -> int:
         else:
             v = validate_file(target, shapes=shapes or _block_shapes_from_metadata(target),
                               runtimes=runtimes, progress=progress, precision=args.precision,
-                              reference_model=args.reference)
+                              reference_model=args.reference,
+                              allow_nonfinite=args.allow_nonfinite)
         reference = "ort-cpu"
     else:
         v = _validate_block_target(target, args, shapes, golden, runtimes)
@@ -117,7 +118,8 @@ def _validate_block_target(target: str, args, shapes, golden, runtimes):
         if golden is not None:
             return _validate_block_golden(target, workdir, args.flavor, golden, runtimes)
         return validate_block(target, runtimes=runtimes, dims=dims, flavor=args.flavor,
-                              workdir=workdir, progress=progress, precision=args.precision)
+                              workdir=workdir, progress=progress, precision=args.precision,
+                              allow_nonfinite=args.allow_nonfinite)
 
 
 def _validate_block_golden(key: str, workdir: Path, flavor: str, golden, runtimes):
@@ -161,6 +163,10 @@ def _block_shapes_from_metadata(path: str) -> list[dict]:
         raise AttnDeployError(f"{path}: not exported by attn_deploy export; give --shapes, "
                               "e.g. --shapes x:1x64x32x32")
     return [s.shapes(**s.dims), s.shapes(**s.alternate_dims())]
+
+
+_ALLOW_NONFINITE_HELP = ("accept NaN/Inf in outputs where the reference has the same ones "
+                         "(default: any NaN or Inf fails, as Polygraphy's --validate does)")
 
 
 def add_commands(sub) -> None:
@@ -230,6 +236,7 @@ def add_commands(sub) -> None:
     g.add_argument("--runtimes", nargs="+", choices=RUNTIMES, metavar="RUNTIME",
                    help="runtimes to validate on (default: all present)")
     g.add_argument("--no-validate", action="store_true", help="export only")
+    g.add_argument("--allow-nonfinite", action="store_true", help=_ALLOW_NONFINITE_HELP)
     add_result_options(p)
     p.set_defaults(func=cmd_export)
 
@@ -243,6 +250,7 @@ def add_commands(sub) -> None:
                         "(default: the spec's dims and alternate dims)")
     p.add_argument("--flavor", choices=FLAVORS, default="default")
     p.add_argument("--workdir", default=None, help="where to write the exported file")
+    p.add_argument("--allow-nonfinite", action="store_true", help=_ALLOW_NONFINITE_HELP)
     add_result_options(p, golden=True)
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
                    help="int8: quantize the block (seeded calibration inputs) or take FILE as "

@@ -32,7 +32,7 @@ def _refuse(args, names, why: str) -> None:
 def check_block_args(args) -> None:
     """``export KEY``: refuse the options that only mean something with --model/--recipe."""
     _refuse(args, _MODEL_ONLY + ("keep_layers", "runtimes", "no_validate", "json",
-                                 "junit_xml", "require"),
+                                 "junit_xml", "require", "allow_nonfinite"),
             "only with --model or --recipe (export KEY exports the block; validate it with "
             "`attn-deploy validate`)")
 
@@ -70,7 +70,8 @@ def export_user_model(args, progress: Callable[[str], None],
         recipe = load_recipe(args.recipe)
         progress(f"recipe {recipe.path}: {recipe.factory}")
         result = run_recipe(recipe, output=args.output, runtimes=runtimes,
-                            validate=not args.no_validate, progress=progress)
+                            validate=not args.no_validate, progress=progress,
+                            allow_nonfinite=args.allow_nonfinite or None)
         if result.checkpoint is not None:
             print(result.checkpoint)
     else:
@@ -105,13 +106,19 @@ def export_user_model(args, progress: Callable[[str], None],
             opset=args.opset, flavor=args.flavor, multiples=multiples, runtimes=runtimes,
             engine=engine_profile(args.engine or output.with_suffix(".engine"),
                                   args.engine_precision or "fp32", dims, shapes),
-            metadata={"attn_deploy_model": args.model}, progress=progress)
+            metadata={"attn_deploy_model": args.model}, progress=progress,
+            allow_nonfinite=args.allow_nonfinite)
     from attn_deploy.harness.validate import graph_summary
 
-    nodes, custom = graph_summary(result.onnx_path)
-    print(f"wrote {result.onnx_path} ({nodes} nodes"
+    written = result.failed_path or result.onnx_path
+    nodes, custom = graph_summary(written)
+    print(f"wrote {written} ({nodes} nodes"
           f"{', custom: ' + ', '.join(custom) if custom else ''}; outputs "
           f"{', '.join(result.output_names)})")
+    if result.failed_path:
+        print(f"validation failed: the new model is kept as {result.failed_path}; "
+              f"{result.onnx_path} was left as it was"
+              + (" (the previous file)" if Path(result.onnx_path).exists() else ""))
     if len(result.swaps) or result.swaps.skipped:
         print(result.swaps)
     if result.swap_check:

@@ -3,6 +3,7 @@ against eager, and write ``reports/compat.md``/``.json``, ``bench.md``/``.json``
 plots (what ``make demo`` runs)."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
@@ -67,24 +68,26 @@ def cmd_report(args) -> int:
     check_result_paths(args)
     output_folder(args.out, "report --out")
     runtimes = with_required(args.runtimes, args.require)
-    workdir = args.workdir or tempfile.mkdtemp(prefix="attn_deploy_report_")
     rows, benches, validations, start = [], [], [], time.perf_counter()
-    for i, key in enumerate(keys, 1):
-        print(f"[{i}/{len(keys)}] {key}", file=sys.stderr, flush=True)
-        torch.manual_seed(0)
-        model = create(key)
-        v = validate_block(key, runtimes=runtimes, workdir=workdir, model=model,
-                           progress=progress)
-        validations.append(v)
-        lat = {}
-        if v.export_ok and not args.no_latency:
-            benches.append(_bench(key, model, v.onnx_path, args.runtimes))
-            lat = {t.runtime: t.median_ms for t in benches[-1].timings}
-        s = spec(key)
-        int8 = _int8(key, model, v.onnx_path) if v.export_ok and not args.no_int8 else None
-        rows.append(row(v, family=s.family, export_path=s.export_path,
-                        trt_check=trt_check_cell(v.onnx_path) if v.export_ok else "-",
-                        latency=lat, int8=int8))
+    with contextlib.ExitStack() as stack:  # a temp folder (removed on every path) or --workdir
+        workdir = args.workdir or stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="attn_deploy_report_"))
+        for i, key in enumerate(keys, 1):
+            print(f"[{i}/{len(keys)}] {key}", file=sys.stderr, flush=True)
+            torch.manual_seed(0)
+            model = create(key)
+            v = validate_block(key, runtimes=runtimes, workdir=workdir, model=model,
+                               progress=progress)
+            validations.append(v)
+            lat = {}
+            if v.export_ok and not args.no_latency:
+                benches.append(_bench(key, model, v.onnx_path, args.runtimes))
+                lat = {t.runtime: t.median_ms for t in benches[-1].timings}
+            s = spec(key)
+            int8 = _int8(key, model, v.onnx_path) if v.export_ok and not args.no_int8 else None
+            rows.append(row(v, family=s.family, export_path=s.export_path,
+                            trt_check=trt_check_cell(v.onnx_path) if v.export_ok else "-",
+                            latency=lat, int8=int8))
     md, js = write_report(rows, args.out)
     if benches:
         from attn_deploy.harness.bench import settings

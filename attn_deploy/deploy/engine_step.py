@@ -12,7 +12,7 @@ from attn_deploy.shapes import InputSpec
 
 @dataclass
 class EngineStep:
-    status: str           # built | unavailable | error | not asked
+    status: str           # built | unavailable | error | not asked | not built
     path: str | None = None
     message: str = ""
 

@@ -8,6 +8,13 @@ Returns ``(model, report)``: a copy of the model with the layers replaced (the a
 untouched unless ``inplace=True``) and a :class:`DeployReport` (a list of :class:`Swap`; layers
 that match but cannot be swapped are listed under ``skipped`` with the reason).
 
+Before a layer is replaced, the layer and its replacement run on the same random probe input
+(odd, non-square sizes) and must agree to a relative L2 error of 1e-5: the check the command-line
+pipeline runs on the whole model. A look-alike whose maths differ (same children and
+parameters, another forward) is refused: kept as it is and listed under ``skipped`` with the
+error measured. A layer that cannot run here (mmcv's compiled ops absent) is swapped, and the
+swap says it was not compared.
+
 Recognised, by parameter layout and attributes (mmcv is never imported):
 - mmcv-style ``CrissCrossAttention`` (children ``query_conv``, ``key_conv``, ``value_conv``, 1x1
   convs, and ``gamma``: a one-element parameter, or mmcv's ``Scale`` module holding ``scale``):
@@ -54,6 +61,7 @@ class Swap:
     original: str       # class name of the replaced layer
     replacement: str    # what replaced it
     reason: str
+    check: str = ""     # the equivalence check's outcome ("matches: rel L2 3e-08", ...)
 
 
 @dataclass
@@ -69,7 +77,7 @@ class DeployReport:
             return "deployable: nothing to replace"
         lines = [f"deployable: replaced {len(self.swaps)} layer(s)"]
         lines += [f"  {s.path or '<model>'}: {s.original} -> {s.replacement} ({s.reason})"
-                  for s in self.swaps]
+                  + (f"; {s.check}" if s.check else "") for s in self.swaps]
         lines += [f"  kept {s.path or '<model>'}: {s.original} ({s.reason})" for s in self.skipped]
         return "\n".join(lines)
 
@@ -239,25 +247,74 @@ class _Skip(Exception):
     pass
 
 
-# (name, recogniser, converter, why the original does not deploy)
-_RULES: list[tuple[str, Callable[[nn.Module], bool], Callable, str]] = [
+# Probe inputs [N, C, H, W] for the equivalence check: odd, non-square sizes, so that a
+# replacement that is only right for square or even inputs is caught.
+def _probe_criss_cross(m: nn.Module) -> tuple[int, ...]:
+    return (2, m.value_conv.in_channels, 5, 7)
+
+
+def _probe_carafe(m: nn.Module) -> tuple[int, ...]:
+    return (2, m.channel_compressor.in_channels, 5, 7)
+
+
+def _probe_pool(m: nn.Module) -> tuple[int, ...]:
+    h, w = (s or 1 for s in _pool_sizes(m))
+    return (2, 3, 2 * h + 3, 2 * w + 5)
+
+
+_TOLERANCE = 1e-5  # the pipeline's check_swaps: relative L2 over the output
+
+
+def _equivalence(original: nn.Module, new: nn.Module, shape: tuple[int, ...]
+                 ) -> tuple[bool, str]:
+    """(agree, what was measured) for ``original`` and ``new`` on one random probe input."""
+    like = next(iter(original.parameters()), None)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g)
+    if like is not None:
+        x = x.to(device=like.device, dtype=like.dtype)
+    with torch.no_grad():
+        try:
+            ref = original(x)
+        except Exception as exc:  # user code that cannot run here (mmcv's compiled ops absent)
+            return True, (f"not compared: the original does not run here "
+                          f"({type(exc).__name__}: {str(exc)[:100]})")
+        out = new(x)
+    if not isinstance(ref, torch.Tensor) or not isinstance(out, torch.Tensor) \
+            or ref.shape != out.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        want = tuple(ref.shape) if isinstance(ref, torch.Tensor) else type(ref).__name__
+        return False, f"output {want} where the replacement gives {got}"
+    ref64, out64 = ref.double(), out.double()
+    if not torch.isfinite(ref64).all():
+        return False, "the original gives non-finite values on a random input"
+    rel = float((out64 - ref64).norm() / ref64.norm().clamp_min(1e-30))
+    if not rel <= _TOLERANCE:
+        return False, (f"relative L2 error {rel:.2e} between it and the replacement on a "
+                       f"random input {tuple(shape)} (tolerance {_TOLERANCE:.0e})")
+    return True, f"matches the original: relative L2 error {rel:.1e} at {tuple(shape)}"
+
+
+# (name, recogniser, converter, why the original does not deploy, probe input shape)
+_RULES: list[tuple[str, Callable[[nn.Module], bool], Callable, str, Callable]] = [
     ("criss-cross attention", _is_criss_cross, _swap_criss_cross,
      "einsum + torch.diag mask: 24 nodes; one attn_deploy::CrissCrossAttention node instead "
      "(its plugin under attn-deploy build-engine; trt-check says what TensorRT's own parser "
-     "takes per version)"),
+     "takes per version)", _probe_criss_cross),
     ("CARAFE", _is_carafe_pack, _swap_carafe_pack,
      "mmcv's compiled carafe does not export; one attn_deploy::CARAFE node instead (its plugin "
      "under attn-deploy build-engine; trt-check says what TensorRT's own parser takes per "
-     "version)"),
+     "version)", _probe_carafe),
     ("adaptive pooling", _is_adaptive_pool, _swap_adaptive_pool,
-     "exported with a kernel fixed to the example size, wrong at other sizes"),
+     "exported with a kernel fixed to the example size, wrong at other sizes", _probe_pool),
 ]
 
 
-def _replacement(m: nn.Module) -> tuple[nn.Module | None, Swap | None, Swap | None]:
+def _replacement(m: nn.Module, check: bool
+                 ) -> tuple[nn.Module | None, Swap | None, Swap | None]:
     if type(m).__module__.startswith("attn_deploy."):
         return None, None, None  # attn_deploy's own layers export as they are
-    for _, recognise, convert, why in _RULES:
+    for name, recognise, convert, why, probe in _RULES:
         if recognise(m):
             try:
                 new, what = convert(m)
@@ -267,12 +324,24 @@ def _replacement(m: nn.Module) -> tuple[nn.Module | None, Swap | None, Swap | No
             if like is not None:
                 new = new.to(device=like.device, dtype=like.dtype)
             new.train(m.training)
-            return new, Swap("", type(m).__name__, what, why), None
+            measured = ""
+            if check:
+                same, measured = _equivalence(m, new, probe(m))
+                if not same:
+                    return None, None, Swap(
+                        "", type(m).__name__, "",
+                        f"laid out like {name} but computes something else: {measured}; "
+                        f"not replaced by {what}")
+            return new, Swap("", type(m).__name__, what, why, measured), None
     return None, None, None
 
 
-def deployable(model: nn.Module, *, inplace: bool = False) -> tuple[nn.Module, DeployReport]:
-    """Return ``(model with the known non-exportable layers replaced, report)``."""
+def deployable(model: nn.Module, *, inplace: bool = False,
+               check: bool = True) -> tuple[nn.Module, DeployReport]:
+    """Return ``(model with the known non-exportable layers replaced, report)``.
+
+    ``check``: run each layer and its replacement on a probe input first and refuse (keep,
+    report under ``skipped``) a layer whose numbers the replacement does not reproduce."""
     if not isinstance(model, nn.Module):
         raise AttnDeployError(f"deployable: expected an nn.Module, got {type(model).__name__}")
     if not inplace:
@@ -280,11 +349,12 @@ def deployable(model: nn.Module, *, inplace: bool = False) -> tuple[nn.Module, D
     report = DeployReport()
 
     def visit(module: nn.Module, path: str) -> nn.Module:
-        new, swap, skip = _replacement(module)
+        new, swap, skip = _replacement(module, check)
         if skip is not None:
             report.skipped.append(Swap(path, skip.original, "", skip.reason))
         if new is not None:
-            report.swaps.append(Swap(path, swap.original, swap.replacement, swap.reason))
+            report.swaps.append(Swap(path, swap.original, swap.replacement, swap.reason,
+                                     swap.check))
             return new  # a replaced layer's children are the replacement's business
         for name, child in list(module.named_children()):
             replaced = visit(child, f"{path}.{name}" if path else name)

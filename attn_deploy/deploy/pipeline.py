@@ -2,6 +2,10 @@
 engine: layer swaps, export with named inputs and dynamic axes, validation against the PyTorch
 model at two or more shapes (fresh random inputs per shape, from the same file), engine build.
 
+The model is exported beside the output path and validated there; only a model that passed
+replaces the file at the output path (atomically). One that failed is kept as
+``NAME.failed.onnx`` and the previous file stays in place.
+
 Used by ``attn-deploy export --model ...`` and ``attn-deploy export --recipe ...``.
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ from attn_deploy.deploy.engine_step import (EngineOptions, EngineStep, build_eng
 from attn_deploy.deploy.layer_swaps import DeployReport, deployable
 from attn_deploy.errors import AttnDeployError, UserCodeError, one_line
 from attn_deploy.shapes import InputSpec, check_dims
+from attn_deploy.atomic_write import failed_path, keep_failed, promote, staged_file
 
 Progress = Callable[[str], None]
 
@@ -34,6 +39,7 @@ class DeployResult:
     checkpoint: object | None = None           # attn_deploy.deploy.CheckpointReport, if loaded
     quantization: object | None = None         # attn_deploy.quantize.QuantizeResult
     int8: object | None = None                 # the int8 file's Validation
+    failed_path: Path | None = None            # where a model that failed validation was kept
 
     @property
     def passed(self) -> bool:
@@ -92,9 +98,11 @@ def export_model(model: nn.Module, path: str | Path, inputs: Sequence[InputSpec]
                  multiples: Mapping[str, int] | None = None,
                  min_dims: Mapping[str, int] | None = None,
                  max_dims: Mapping[str, int] | None = None,
-                 metadata: Mapping[str, str] | None = None) -> tuple[Path, list[str]]:
+                 metadata: Mapping[str, str] | None = None,
+                 keep_failed_as: str | Path | None = None) -> tuple[Path, list[str]]:
     """Export ``model`` with ``inputs`` at example sizes ``dims``; every symbol is a dynamic
-    axis. Returns (path, output names)."""
+    axis. Returns (path, output names). A model the export checks refuse is kept as
+    ``keep_failed_as`` (default NAME.failed.onnx beside ``path``)."""
     from attn_deploy.export import export_onnx
 
     for s, d in dims.items():
@@ -110,7 +118,7 @@ def export_model(model: nn.Module, path: str | Path, inputs: Sequence[InputSpec]
                        dynamic_axes={s.name: s.dynamic_axes() for s in inputs
                                      if s.dynamic_axes()},
                        opset=opset, flavor=flavor, multiples=multiples, min_dims=min_dims,
-                       max_dims=max_dims, metadata=metadata)
+                       max_dims=max_dims, metadata=metadata, keep_failed_as=keep_failed_as)
     return path, names
 
 
@@ -118,7 +126,7 @@ def validate_model(model: nn.Module, path: str | Path, inputs: Sequence[InputSpe
                    output_names: Sequence[str], shapes: Sequence[Mapping[str, int]], *,
                    runtimes: Iterable[str] | None = None, precision: str = "fp32",
                    rtol: float | None = None, progress=None, seed: int = 0,
-                   atol: float | None = None):
+                   atol: float | None = None, allow_nonfinite: bool = False):
     """Run the ONNX file on every runtime in ``runtimes`` at each dims in ``shapes`` and compare
     with ``model`` in PyTorch eager fp32. Returns a :class:`attn_deploy.harness.Validation`."""
     from attn_deploy.backends import TorchRunner
@@ -146,7 +154,8 @@ def validate_model(model: nn.Module, path: str | Path, inputs: Sequence[InputSpe
     if progress:
         progress(f"{path.name}: PyTorch reference at {len(cases)} shape(s) "
                  f"({time.perf_counter() - start:.1f} s)")
-    run_runtimes(v, path, runtimes, cases, precision, rtol, progress, atol=atol)
+    run_runtimes(v, path, runtimes, cases, precision, rtol, progress, atol=atol,
+                 allow_nonfinite=allow_nonfinite)
     return v
 
 
@@ -160,27 +169,41 @@ def deploy_model(model: nn.Module, output: str | Path, inputs: Sequence[InputSpe
                  runtimes: Sequence[str] | None = None, precision: str = "fp32",
                  rtol: float | None = None, engine: EngineOptions | None = None,
                  metadata: Mapping[str, str] | None = None, progress: Progress | None = None,
-                 seed: int = 0) -> DeployResult:
-    """Swap layers (``swap_layers``), export to ``output``, validate at ``shapes`` (None skips
-    validation) and build ``engine`` where TensorRT is available."""
+                 seed: int = 0, allow_nonfinite: bool = False) -> DeployResult:
+    """Swap layers (``swap_layers``), export beside ``output``, validate at ``shapes`` (None
+    skips validation), put the file in place only if it passed, and build ``engine`` where
+    TensorRT is available."""
     report, swap_check = DeployReport(), ""
     if swap_layers:
         original = model
         model, report = deployable(model)
         if len(report):
             swap_check = check_swaps(original, model, example_tensors(inputs, dims, seed + 7))
-    path, names = export_model(model, output, inputs, dims, output_names=output_names,
-                               opset=opset, flavor=flavor, multiples=multiples,
-                               min_dims=min_dims, max_dims=max_dims, metadata=metadata)
+    output = Path(output)
+    with staged_file(output, suffix=".onnx") as staged:
+        _, names = export_model(model, staged, inputs, dims, output_names=output_names,
+                                opset=opset, flavor=flavor, multiples=multiples,
+                                min_dims=min_dims, max_dims=max_dims, metadata=metadata,
+                                keep_failed_as=failed_path(output))
+        result = DeployResult(output, names, report, swap_check=swap_check)
+        if shapes is not None:
+            v = validate_model(model, staged, inputs, names, shapes, runtimes=runtimes,
+                               precision=precision, rtol=rtol, progress=progress, seed=seed,
+                               allow_nonfinite=allow_nonfinite)
+            v.name, v.onnx_path = output.name, str(output)
+            result.validation = v
+            if not v.passed:
+                result.failed_path = keep_failed(staged, output)
+                result.engine = EngineStep("not built", message="the model failed validation")
+                if progress:
+                    progress(f"validation failed: kept the new model as {result.failed_path}; "
+                             f"{output} was left as it was")
+                return result
+        promote(staged, output)
     if progress:
-        progress(f"exported {path}")
-    result = DeployResult(path, names, report, swap_check=swap_check)
-    if shapes is not None:
-        result.validation = validate_model(model, path, inputs, names, shapes,
-                                           runtimes=runtimes, precision=precision, rtol=rtol,
-                                           progress=progress, seed=seed)
+        progress(f"exported {output}")
     if engine is not None:
-        result.engine = build_engine_step(path, inputs, engine, progress)
+        result.engine = build_engine_step(output, inputs, engine, progress)
     return result
 
 
@@ -235,9 +258,10 @@ def quantize_step(recipe, result: DeployResult, shapes: Sequence[Mapping[str, in
 
 def run_recipe(recipe, *, output: str | Path | None = None,
                runtimes: Sequence[str] | None = None, validate: bool = True,
-               progress: Progress | None = None) -> DeployResult:
+               progress: Progress | None = None,
+               allow_nonfinite: bool | None = None) -> DeployResult:
     """Everything a recipe says: build the model, load its checkpoint, export, validate,
-    engine."""
+    engine. ``allow_nonfinite`` (None: the recipe's ``[validate] allow_nonfinite``)."""
     from attn_deploy.deploy.checkpoint import load_checkpoint
     from attn_deploy.deploy.user_model import build_model
 
@@ -262,7 +286,8 @@ def run_recipe(recipe, *, output: str | Path | None = None,
         max_dims=recipe.max_dims, runtimes=runtimes or recipe.runtimes,
         precision=recipe.precision, rtol=recipe.rtol(), engine=engine,
         metadata={"attn_deploy_recipe": recipe.name, "attn_deploy_model": recipe.factory},
-        progress=progress, seed=recipe.seed)
+        progress=progress, seed=recipe.seed,
+        allow_nonfinite=recipe.allow_nonfinite if allow_nonfinite is None else allow_nonfinite)
     result.checkpoint = loaded
     if recipe.quantize is not None:
         quantize_step(recipe, result, recipe.shapes if validate else None, progress)

@@ -30,6 +30,7 @@
     runtimes = ["ort-cpu", "onnx-reference", "tensorrt"]  # optional; absent ones are skipped
     precision = "fp32"
     tolerances = { fp32 = 1e-5, fp16 = 1e-2 }              # relative L2 per precision
+    allow_nonfinite = false                                # NaN/Inf in outputs fail unless true
 
     [quantize]                                             # optional: int8 Q/DQ file
     output = "build/ccnet_small.int8.onnx"
@@ -78,7 +79,7 @@ _SCHEMA: dict[str, set[str]] = {
     "dtypes": set(),
     "export": {"output", "outputs", "opset", "flavor", "dims", "multiples", "min_dims",
                "max_dims"},
-    "validate": {"shapes", "runtimes", "precision", "tolerances", "seed"},
+    "validate": {"shapes", "runtimes", "precision", "tolerances", "seed", "allow_nonfinite"},
     "tensorrt": {"engine", "precision", "min", "opt", "max"},
     "quantize": {"output", "calibration", "samples", "method", "runtimes"},
 }
@@ -109,6 +110,7 @@ class Recipe:
     seed: int = 0
     tensorrt: dict[str, Any] | None = None
     quantize: dict[str, Any] | None = None
+    allow_nonfinite: bool = False
 
     @property
     def name(self) -> str:
@@ -279,7 +281,9 @@ def load_recipe(path: str | Path) -> Recipe:
         min_dims=_int_map(export.get("min_dims", {}), f"{where} [export] min_dims"),
         max_dims=_int_map(export.get("max_dims", {}), f"{where} [export] max_dims"),
         runtimes=runtimes, precision=precision, tolerances=tolerances, seed=seed, tensorrt=trt,
-        quantize=quantize)
+        quantize=quantize,
+        allow_nonfinite=_typed(validate, "allow_nonfinite", bool, "true or false", w_validate,
+                               False))
 
 
 def _runtime_names() -> tuple[str, ...]:

@@ -2,9 +2,14 @@
 
 Uses torch.onnx's dynamo exporter, then proves what it claims: every requested dynamic axis must
 still be symbolic in the saved model (the exporter can silently pin a dim it could not keep
-dynamic), the model passes ``onnx.checker`` with ``full_check``, and the file is written
-atomically (temporary file, then rename), so a failed export never leaves a partial file or
-clobbers an earlier good one.
+dynamic); no dynamic dim was specialised or constrained by a size-dependent branch
+(:mod:`attn_deploy.export.shape_guards`); the model passes ``onnx.checker`` with
+``full_check``; one output name per model output; and the new file runs on ONNX Runtime at a
+second shape with the same numbers as PyTorch (:mod:`attn_deploy.export.second_shape`).
+
+The file is written beside the target and replaces it only once every check passed (temporary
+file, then rename), so a failed export never leaves a partial file or clobbers an earlier good
+one; a model refused by the checks is kept as ``NAME.failed.onnx`` for inspection.
 """
 from __future__ import annotations
 
@@ -21,8 +26,11 @@ import torch
 from torch import nn
 
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.atomic_write import atomic_write_bytes
+from attn_deploy.atomic_write import failed_path, promote, staged_file, write_target
 from attn_deploy.export.flavors import FLAVORS, apply_flavor, custom_translation_table
+from attn_deploy.export.second_shape import (check_second_shape, example_dims, second_dims,
+                                             second_shape_inputs)
+from attn_deploy.export.shape_guards import DeclaredDim, GuardLog, check_exported_dims
 
 DEFAULT_OPSET = 18
 
@@ -112,13 +120,25 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
                 multiples: Mapping[str, int] | None = None,
                 min_dims: Mapping[str, int] | None = None,
                 max_dims: Mapping[str, int] | None = None,
-                metadata: Mapping[str, str] | None = None) -> Path:
+                metadata: Mapping[str, str] | None = None,
+                check_inputs: Sequence[torch.Tensor] | None = None,
+                second_shape_check: bool = True, rtol: float | None = None,
+                keep_failed_as: str | Path | None = None) -> Path:
     """Export ``model`` to ``path`` and return the path.
 
     ``dynamic_axes``: {input name: {axis: symbol}}; inputs sharing a symbol share the size.
+    ``output_names``: one per model output (a different count is refused).
     ``flavor``: "default" (custom nodes with local functions), "tensorrt" (custom nodes bound
     to the TensorRT plugins) or "plain" (standard ops only); only matters for models using
     attn_deploy's ops. ``multiples`` / ``min_dims`` / ``max_dims`` constrain the symbols.
+
+    With dynamic axes the new file is run on ONNX Runtime at a second shape and compared with
+    the model (relative L2 ``rtol``, default 1e-5) before it replaces ``path``:
+    ``check_inputs`` are the inputs for that run (default: random ones at
+    :func:`~attn_deploy.export.second_shape.second_dims` of the example's sizes);
+    ``second_shape_check=False`` skips the run, for callers that validate the file at such a
+    shape themselves. A refused model is kept as ``keep_failed_as`` (default
+    ``NAME.failed.onnx`` beside ``path``) and the error says so.
     """
     path = Path(path)
     if isinstance(example_inputs, torch.Tensor):
@@ -142,6 +162,8 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
     if not path.parent.exists():
         raise AttnDeployError(f"output path {str(path)!r}: folder {str(path.parent)!r} "
                               "does not exist")
+    write_target(path)  # refuse a folder, FIFO or device at the target before the long export
+    keep_failed_as = Path(keep_failed_as) if keep_failed_as is not None else failed_path(path)
 
     was_training = model.training
     model.eval()
@@ -149,12 +171,13 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
     shapes = _dynamic_shapes(input_names, dynamic_axes, example_inputs, multiples, min_dims,
                              max_dims)
     try:
-        with _quiet_exporter(), torch.no_grad():
+        with _quiet_exporter(), GuardLog() as guard_log, torch.no_grad():
             program = torch.onnx.export(
                 model, example_inputs, None, input_names=input_names,
                 output_names=output_names, opset_version=opset, dynamo=True,
-                dynamic_shapes=tuple(shapes[n] for n in input_names) if dynamic_axes else None, external_data=False,
-                custom_translation_table=custom_translation_table(flavor), verbose=False)
+                dynamic_shapes=tuple(shapes[n] for n in input_names) if dynamic_axes else None,
+                external_data=False, custom_translation_table=custom_translation_table(flavor),
+                verbose=False)
     except AttnDeployError:
         raise
     except Exception as exc:  # the exporter raises many types; keep the cause attached
@@ -163,8 +186,13 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
     finally:
         model.train(was_training)
     proto = program.model_proto
+    _check_output_count(proto, output_names, type(model).__name__)
     _check_dynamic(proto, dynamic_axes)
     _check_dynamic_outputs(proto, program)
+    # the tensorrt flavor's plugin nodes do not run on ONNX Runtime; its graph is otherwise the
+    # default flavor's, which is the one run at the second shape
+    runnable = apply_flavor(onnx.ModelProto.FromString(proto.SerializeToString()), "default") \
+        if flavor == "tensorrt" else None
     proto = apply_flavor(proto, flavor)
 
     from attn_deploy.version import __version__
@@ -181,17 +209,83 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
     except (onnx.checker.ValidationError, ValueError) as exc:
         raise AttnDeployError(f"the exported model of {type(model).__name__} is not a valid "
                               f"ONNX model: {str(exc)[:1000]}") from exc
-    atomic_write_bytes(path, data)
+
+    dims = example_dims(example_inputs, input_names, dynamic_axes)
+    declared = {s: DeclaredDim(s, d, (multiples or {}).get(s, 1), (min_dims or {}).get(s, 1),
+                               (max_dims or {}).get(s)) for s, d in dims.items()}
+    with staged_file(path, suffix=".onnx") as staged:
+        staged.write_bytes(data)
+        try:
+            check_exported_dims(program, input_names, dynamic_axes, declared, guard_log,
+                                where=type(model).__name__,
+                                runs_at=_eager_runs(model, example_inputs, input_names,
+                                                    dynamic_axes, dims))
+            if dynamic_axes and second_shape_check:
+                if check_inputs is None:
+                    check_inputs = second_shape_inputs(
+                        example_inputs, input_names, dynamic_axes,
+                        second_dims(dims, multiples, min_dims, max_dims))
+                _run_second_shape(model, staged, runnable, input_names, output_names,
+                                  tuple(check_inputs), rtol)
+        except AttnDeployError as exc:
+            kept = promote(staged, keep_failed_as)
+            raise AttnDeployError(f"{exc}\nThe refused model is kept as {kept}; the output "
+                                  "file was left as it was.") from exc
+        promote(staged, path)
     return path
+
+
+def _eager_runs(model: nn.Module, example_inputs, input_names, dynamic_axes, dims):
+    """runs_at(sizes) for the shape-guard check: does ``model`` run in eager with the example's
+    inputs resized to ``sizes`` (the other symbols at the example's)?"""
+    def runs_at(sizes: dict[str, int]) -> bool:
+        inputs = second_shape_inputs(example_inputs, input_names, dynamic_axes,
+                                     {**dims, **sizes})
+        was_training = model.training
+        try:
+            with torch.no_grad():
+                model.eval()(*inputs)
+            return True
+        except Exception:  # user code: any failure means "does not run there"
+            return False
+        finally:
+            model.train(was_training)
+    return runs_at
+
+
+def _run_second_shape(model: nn.Module, staged: Path, runnable: onnx.ModelProto | None,
+                      input_names, output_names, inputs, rtol) -> None:
+    """check_second_shape on the staged file (or on ``runnable``, written beside it)."""
+    was_training = model.training
+    path = staged if runnable is None else staged.with_name(staged.name + ".runnable.onnx")
+    try:
+        if runnable is not None:
+            path.write_bytes(runnable.SerializeToString())
+        check_second_shape(model.eval(), path, input_names, output_names, inputs, rtol)
+    finally:
+        model.train(was_training)
+        if runnable is not None:
+            path.unlink(missing_ok=True)
+
+
+def _check_output_count(proto: onnx.ModelProto, output_names: Sequence[str],
+                        model_name: str) -> None:
+    """The exporter names extra outputs itself and silently drops extra names; refuse both."""
+    got = [o.name for o in proto.graph.output]
+    if len(output_names) != len(got):
+        raise AttnDeployError(f"output_names: {len(output_names)} names {list(output_names)} "
+                              f"for {model_name}, which returns {len(got)} output(s); give "
+                              "exactly one name per output")
 
 
 def export_block(key: str, path: str | Path, *, model: nn.Module | None = None,
                  opset: int | None = None, flavor: str = "default", static: bool = False,
-                 **dims: int) -> Path:
+                 second_shape_check: bool = True, **dims: int) -> Path:
     """Export registered block ``key`` (built with defaults, or ``model``) to ``path``.
 
     Input/output names and dynamic axes come from the spec; every dim symbol is dynamic unless
-    ``static``. ``dims`` set the example sizes (defaults from the spec).
+    ``static``. ``dims`` set the example sizes (defaults from the spec). The second-shape run
+    (see :func:`export_onnx`) uses the block's own example inputs at the spec's second dims.
     """
     from attn_deploy.modules.registry import example_inputs, spec
 
@@ -204,6 +298,10 @@ def export_block(key: str, path: str | Path, *, model: nn.Module | None = None,
         model = create(key)
     s = spec(key, **kwargs)
     inputs = example_inputs(key, seed=0, config=kwargs, **dims)
+    check = None
+    if not static and second_shape_check:
+        alt = second_dims(s.check_dims(dims), s.multiples, s.min_dims, s.max_dims)
+        check = example_inputs(key, seed=1, config=kwargs, **alt)
     from attn_deploy.backends.tensorrt.profiles import SHAPES_KEY, shapes_metadata
     meta = {"attn_deploy_block": key,
             "attn_deploy_config": json.dumps(kwargs, sort_keys=True, default=str),
@@ -212,7 +310,8 @@ def export_block(key: str, path: str | Path, *, model: nn.Module | None = None,
                        output_names=list(s.outputs),
                        dynamic_axes=None if static else s.dynamic_axes(), opset=opset,
                        flavor=flavor, multiples=s.multiples, min_dims=s.min_dims,
-                       max_dims=s.max_dims, metadata=meta)
+                       max_dims=s.max_dims, metadata=meta, check_inputs=check,
+                       second_shape_check=second_shape_check, rtol=s.rtol)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,10 @@
 
 Every runtime gets the same inputs. Runners are timed interleaved (one call of each per
 round), so a noisy, shared machine slows all of them alike and the ratios stay meaningful.
+ONNX Runtime sessions are created with thread spinning off
+(``session.intra_op.allow_spinning = "0"``, and inter-op): by default ORT's worker threads
+spin-wait after each run and steal the cores from whichever runtime is timed next (eager times
+measured 7 ms to 580 ms between runs with spinning on).
 Cold start (session creation, engine deserialisation) is each runner's activation time,
 reported apart. Memory: on the CPU, the process's resident-set growth over the baseline,
 sampled while the runner is active (one process hosts every runner, so this is an upper
@@ -93,10 +97,14 @@ def bench_runners(name: str, runners: Sequence[Runner], feed: Mapping[str, np.nd
                   shapes: str = "") -> BenchResult:
     """Activate each runner (cold start timed), warm up, then time ``repeats`` interleaved
     rounds (more until ``min_seconds`` of rounds have passed)."""
+    from attn_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
+
     result = BenchResult(name, shapes)
     active: list[Runner] = []
     base_rss = rss_mb()
     for r in runners:
+        if isinstance(r, OnnxRuntimeRunner):
+            r.spinning = False  # see the module docstring: interleaved timing needs it
         ok, why = r.availability()
         if not ok:
             result.unavailable[r.name] = why
@@ -143,6 +151,7 @@ def settings() -> dict[str, str]:
             "machine": platform.machine(), "processor": platform.processor() or "unknown",
             "cpu_count": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads()),
             "ort_threads": "default (one per physical core)",
+            "ort_spinning": "off (session.intra_op/inter_op.allow_spinning = 0)",
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else "none"}
 
 

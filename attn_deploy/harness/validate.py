@@ -30,7 +30,7 @@ class RunResult:
 
     runtime: str
     shapes: str
-    status: str  # pass | fail | error | unavailable
+    status: str  # pass | fail | degenerate | error | unavailable
     comparison: Comparison | None = None
     message: str = ""
     seconds: float = 0.0
@@ -60,15 +60,15 @@ class Validation:
         return [r for r in self.results if r.runtime == runtime]
 
     def runtime_status(self, runtime: str, dynamic_only: bool = False) -> str:
-        """pass / fail / error / unavailable / not run for one runtime (optionally only the
-        shapes after the first, i.e. the dynamic-shape check)."""
+        """pass / fail / degenerate / error / unavailable / not run for one runtime (optionally
+        only the shapes after the first, i.e. the dynamic-shape check)."""
         rs = self.for_runtime(runtime)
         if dynamic_only:
             # an unavailable runtime or a session that could not be built has one result
             rs = [r for r in rs if r.shapes == "-"] or rs[1:]
         if not rs:
             return "not run"
-        for status in ("unavailable", "error", "fail"):
+        for status in ("unavailable", "error", "fail", "degenerate"):
             if any(r.status == status for r in rs):
                 return status
         return "pass"
@@ -91,7 +91,7 @@ def graph_summary(path: str | Path) -> tuple[int, list[str]]:
 def run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
                   cases: Sequence[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]],
                   precision: str, rtol: float | None, progress: Progress | None,
-                  atol: float | None = None) -> None:
+                  atol: float | None = None, allow_nonfinite: bool = False) -> None:
     v.cases = list(cases)
     for runtime in runtimes:
         ok, why = availability(runtime)
@@ -128,11 +128,13 @@ def run_runtimes(v: Validation, path: Path, runtimes: Iterable[str],
                 if rt_precision == "int8":
                     from attn_deploy.quantize.accuracy import measure_accuracy
                     cmp = measure_accuracy(out, ref, "int8")
+                    status = "pass" if cmp else "fail"
                 else:
                     same = rt_precision == precision
                     cmp = compare(out, ref, rt_precision, rtol if same else None,
-                                  atol if same else None)
-                v.results.append(RunResult(runtime, label, "pass" if cmp else "fail", cmp,
+                                  atol if same else None, allow_nonfinite)
+                    status = cmp.status
+                v.results.append(RunResult(runtime, label, status, cmp,
                                            "" if cmp else str(cmp),
                                            time.perf_counter() - start))
         if progress:
@@ -157,9 +159,19 @@ def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
                    dims: Sequence[Mapping[str, int]] | None = None, precision: str = "fp32",
                    workdir: str | Path | None = None, model: "torch.nn.Module | None" = None,
                    flavor: str = "default", progress: Progress | None = None,
-                   seed: int = 0) -> Validation:
+                   seed: int = 0, allow_nonfinite: bool = False) -> Validation:
     """Export block ``key`` once to ``workdir`` and validate it on ``runtimes`` at ``dims``
-    (default: the spec's dims and its alternate dims)."""
+    (default: the spec's dims and its alternate dims).
+
+    Without ``workdir`` the file goes to a temp folder that is removed before returning
+    (``onnx_path`` is then None)."""
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="attn_deploy_") as tmp:
+            v = validate_block(key, runtimes=runtimes, dims=dims, precision=precision,
+                               workdir=tmp, model=model, flavor=flavor, progress=progress,
+                               seed=seed, allow_nonfinite=allow_nonfinite)
+        v.onnx_path = None
+        return v
     import torch
 
     from attn_deploy.export import export_block
@@ -173,12 +185,16 @@ def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
     s = spec(key, **kwargs)
     dims = list(dims) if dims else [dict(s.dims), s.alternate_dims()]
     v = Validation(key)
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="attn_deploy_"))
+    workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"{key}.onnx"
     start = time.perf_counter()
+    # the export runs the file on ONNX Runtime at the alternate dims unless this validation
+    # does it anyway (no need to pay for it twice)
+    reuse = "ort-cpu" in runtimes and availability("ort-cpu")[0] and \
+        any(dict(d) == s.alternate_dims() for d in dims)
     try:
-        export_block(key, path, model=model, flavor=flavor)
+        export_block(key, path, model=model, flavor=flavor, second_shape_check=not reuse)
         v.export_ok, v.onnx_path = True, str(path)
         v.node_count, v.custom_nodes = graph_summary(path)
     except AttnDeployError as exc:
@@ -194,7 +210,7 @@ def validate_block(key: str, *, runtimes: Iterable[str] | None = None,
         return validate_int8(v, model, runtimes, dims, seed, progress)
     cases = reference_cases(key, model, dims, seed)
     run_runtimes(v, path, runtimes, cases, precision, s.rtol if precision == "fp32" else None,
-                  progress)
+                  progress, allow_nonfinite=allow_nonfinite)
     return v
 
 
@@ -226,7 +242,8 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
                   reference_runtime: str = "ort-cpu", progress: Progress | None = None,
                   seed: int = 0, reference: Runner | None = None, rtol: float | None = None,
                   atol: float | None = None,
-                  reference_model: str | Path | None = None) -> Validation:
+                  reference_model: str | Path | None = None,
+                  allow_nonfinite: bool = False) -> Validation:
     """Validate an ONNX file: the reference is ``reference_runtime`` (ONNX Runtime CPU, fp32)
     since no PyTorch model comes with a file; every other runtime is compared against it.
     ``reference``: a runner to use instead (e.g. a TorchRunner of the model the file came
@@ -284,7 +301,8 @@ def validate_file(path: str | Path, *, shapes: Sequence[Mapping[str, tuple[int, 
                     f"{path.name}: the reference ({ref_runner.name}) cannot run shapes "
                     f"{label}: {type(exc).__name__}: {str(exc)[:300]}") from exc
             cases.append((label, feed, ref))
-    run_runtimes(v, path, runtimes, cases, precision, rtol, progress, atol=atol)
+    run_runtimes(v, path, runtimes, cases, precision, rtol, progress, atol=atol,
+                 allow_nonfinite=allow_nonfinite)
     return v
 
 

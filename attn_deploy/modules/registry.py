@@ -102,11 +102,10 @@ class BlockSpec:
                 for n, t in self.inputs.items()}
 
     def alternate_dims(self) -> dict[str, int]:
-        """A second valid size for every symbol, each different from its default.
-
-        Used to prove an exported model is really dynamic: odd where the multiple allows it,
-        never 0 or 1 (the exporter may specialise those), within the declared bounds.
-        """
+        """A second valid size for every symbol, each different from its default: of the
+        other parity (of size / multiple), changing every aspect ratio, never 0 or 1, within
+        the declared bounds (:func:`attn_deploy.shapes.alternate_dims`). Used to prove an
+        exported model is really dynamic."""
         return alternate_dims({s: self.dims[s] for s in self.symbols}, self.multiples,
                               self.min_dims, self.max_dims)
 

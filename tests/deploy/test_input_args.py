@@ -45,7 +45,8 @@ def test_dims_checks_and_alternates():
         check_dims(specs, {"N": 2, "H": 12}, "w", {"H": 8})
     with pytest.raises(AttnDeployError, match=r"missing \['H'\], unknown \['W'\]"):
         check_dims(specs, {"N": 2, "W": 3}, "w")
-    assert alternate_dims({"N": 2, "H": 16}, {"H": 8}) == {"N": 5, "H": 24}
+    # the other parity of size / multiple, and N:H changes ratio (24 would keep 2:16 = 3:24)
+    assert alternate_dims({"N": 2, "H": 16}, {"H": 8}) == {"N": 3, "H": 40}
     assert alternate_dims({"N": 2}, max_dims={"N": 3}) == {"N": 3}
     with pytest.raises(AttnDeployError, match="multiple"):
         parse_symbol_ints(["H=0"], "--multiple")

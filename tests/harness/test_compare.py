@@ -49,13 +49,15 @@ def test_non_finite_output_never_passes(bad):
     assert not c and "non-finite" in str(c)
 
 
-def test_matching_nan_positions_in_reference_are_tolerated_only_when_equal():
+def test_matching_nan_positions_pass_only_when_allowed_and_equal():
     r = _ref()
     r[1, 1] = np.nan
     out = r.copy()
-    assert compare({"y": out}, {"y": r})
+    c = compare({"y": out}, {"y": r})
+    assert not c and "1 NaN" in str(c)  # both sides NaN: two broken computations agreeing
+    assert compare({"y": out}, {"y": r}, allow_nonfinite=True)
     out[1, 1] = 0.0
-    assert not compare({"y": out}, {"y": r})
+    assert not compare({"y": out}, {"y": r}, allow_nonfinite=True)
 
 
 def test_shape_missing_output_and_integer_outputs():
@@ -69,9 +71,10 @@ def test_shape_missing_output_and_integer_outputs():
     assert not compare({"i": j}, {"i": i})
 
 
-def test_zero_reference_uses_absolute_error():
+def test_zero_reference_is_degenerate_never_a_pass():
     z = np.zeros(5, np.float32)
-    assert compare({"y": z}, {"y": z})
+    c = compare({"y": z}, {"y": z})
+    assert not c and c.degenerate and c.status == "degenerate" and "all zeros" in str(c)
     assert not compare({"y": z + 1e-3}, {"y": z})
 
 
