@@ -1,4 +1,9 @@
 """Shared fixtures: quiet seeds, a small two-input model, and the one closeness check."""
+
+
+"""Shared fixtures: a scratch folder per test, and quiet seeds."""
+import importlib
+
 import pytest
 import torch
 
@@ -54,3 +59,12 @@ def close():
                / torch.linalg.vector_norm(b).clamp_min(1e-30)).item()
         assert err <= tol, f"relative L2 error {err:.3g} > {tol}"
     return check
+
+
+def import_beside(monkeypatch):
+    """import_beside(folder, name): import module ``name`` from a test folder, put on sys.path
+    for the test (the command line needs a package.module:factory reference)."""
+    def load(folder, name):
+        monkeypatch.syspath_prepend(str(folder))
+        return importlib.import_module(name)
+    return load

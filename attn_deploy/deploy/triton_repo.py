@@ -345,6 +345,11 @@ def write_triton_repo(onnx_path: str | Path, repo: str | Path, *, name: str | No
     check_config(text)
     target = repo / name
     recover_interrupted(repo, name, notes)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise AttnDeployError(f"{str(target)!r} exists and is not a model folder (a "
+                              f"{'symlink' if target.is_symlink() else 'file or device'}); "
+                              "attn-deploy only replaces a folder it wrote. Remove it or "
+                              "choose another --name")
     if target.exists() and not overwrite:
         raise AttnDeployError(f"{str(target)!r} exists; pass overwrite=True (--overwrite) to "
                               "replace it")

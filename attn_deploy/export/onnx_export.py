@@ -28,8 +28,8 @@ from torch import nn
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.atomic_write import failed_path, promote, staged_file, write_target
 from attn_deploy.export.flavors import FLAVORS, apply_flavor, custom_translation_table
-from attn_deploy.export.second_shape import (check_second_shape, example_dims, second_dims,
-                                             second_shape_inputs)
+from attn_deploy.export.second_shape import (check_second_shape, eager_runs, example_dims,
+                                             second_dims, second_shape_inputs)
 from attn_deploy.export.shape_guards import DeclaredDim, GuardLog, check_exported_dims
 
 DEFAULT_OPSET = 18
@@ -218,54 +218,21 @@ def export_onnx(model: nn.Module, example_inputs: Sequence[torch.Tensor] | torch
         try:
             check_exported_dims(program, input_names, dynamic_axes, declared, guard_log,
                                 where=type(model).__name__,
-                                runs_at=_eager_runs(model, example_inputs, input_names,
-                                                    dynamic_axes, dims))
+                                runs_at=eager_runs(model, example_inputs, input_names,
+                                                   dynamic_axes, dims))
             if dynamic_axes and second_shape_check:
                 if check_inputs is None:
                     check_inputs = second_shape_inputs(
                         example_inputs, input_names, dynamic_axes,
                         second_dims(dims, multiples, min_dims, max_dims))
-                _run_second_shape(model, staged, runnable, input_names, output_names,
-                                  tuple(check_inputs), rtol)
+                check_second_shape(model, staged, input_names, output_names,
+                                   tuple(check_inputs), rtol, runnable=runnable)
         except AttnDeployError as exc:
             kept = promote(staged, keep_failed_as)
             raise AttnDeployError(f"{exc}\nThe refused model is kept as {kept}; the output "
                                   "file was left as it was.") from exc
         promote(staged, path)
     return path
-
-
-def _eager_runs(model: nn.Module, example_inputs, input_names, dynamic_axes, dims):
-    """runs_at(sizes) for the shape-guard check: does ``model`` run in eager with the example's
-    inputs resized to ``sizes`` (the other symbols at the example's)?"""
-    def runs_at(sizes: dict[str, int]) -> bool:
-        inputs = second_shape_inputs(example_inputs, input_names, dynamic_axes,
-                                     {**dims, **sizes})
-        was_training = model.training
-        try:
-            with torch.no_grad():
-                model.eval()(*inputs)
-            return True
-        except Exception:  # user code: any failure means "does not run there"
-            return False
-        finally:
-            model.train(was_training)
-    return runs_at
-
-
-def _run_second_shape(model: nn.Module, staged: Path, runnable: onnx.ModelProto | None,
-                      input_names, output_names, inputs, rtol) -> None:
-    """check_second_shape on the staged file (or on ``runnable``, written beside it)."""
-    was_training = model.training
-    path = staged if runnable is None else staged.with_name(staged.name + ".runnable.onnx")
-    try:
-        if runnable is not None:
-            path.write_bytes(runnable.SerializeToString())
-        check_second_shape(model.eval(), path, input_names, output_names, inputs, rtol)
-    finally:
-        model.train(was_training)
-        if runnable is not None:
-            path.unlink(missing_ok=True)
 
 
 def _check_output_count(proto: onnx.ModelProto, output_names: Sequence[str],

@@ -10,9 +10,11 @@ on the same inputs. An error or a mismatch refuses the export.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
@@ -55,14 +57,48 @@ def example_dims(example_inputs: Sequence[torch.Tensor], input_names: Sequence[s
     return dims
 
 
-def check_second_shape(model: nn.Module, onnx_path, input_names: Sequence[str],
+def eager_runs(model: nn.Module, example_inputs, input_names, dynamic_axes, dims):
+    """runs_at(sizes) for the shape-guard check: does ``model`` run in eager with the example's
+    inputs resized to ``sizes`` (the other symbols at the example's)?"""
+    def runs_at(sizes: dict[str, int]) -> bool:
+        inputs = second_shape_inputs(example_inputs, input_names, dynamic_axes,
+                                     {**dims, **sizes})
+        was_training = model.training
+        try:
+            with torch.no_grad():
+                model.eval()(*inputs)
+            return True
+        except Exception:  # user code: any failure means "does not run there"
+            return False
+        finally:
+            model.train(was_training)
+    return runs_at
+
+
+def check_second_shape(model: nn.Module, onnx_path: Path, input_names: Sequence[str],
                        output_names: Sequence[str], inputs: Sequence[torch.Tensor],
-                       rtol: float | None = None) -> float:
+                       rtol: float | None = None, runnable: onnx.ModelProto | None = None
+                       ) -> float:
     """Run the ONNX file at ``inputs`` on ONNX Runtime CPU and ``model`` in eager; raise
-    AttnDeployError on an error or a mismatch. Returns the seconds it took.
+    AttnDeployError on an error or a mismatch. Returns the seconds it took. ``runnable``: a
+    model to run instead of the file (the default flavor of a tensorrt-flavor export, whose
+    plugin nodes ONNX Runtime cannot run); it is written beside the file and removed.
 
     Non-finite or all-zero eager outputs cannot judge the file; they are left to validation
     (which fails them), not refused here."""
+    was_training = model.training
+    path = onnx_path if runnable is None else onnx_path.with_name(onnx_path.name + ".ort.onnx")
+    try:
+        if runnable is not None:
+            path.write_bytes(runnable.SerializeToString())
+        return _compare_at(model.eval(), path, input_names, output_names, inputs, rtol)
+    finally:
+        model.train(was_training)
+        if runnable is not None:
+            path.unlink(missing_ok=True)
+
+
+def _compare_at(model, onnx_path, input_names, output_names, inputs, rtol) -> float:
     from attn_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
     from attn_deploy.harness.compare import compare
     from attn_deploy.harness.shapes import format_shapes

@@ -1,7 +1,6 @@
 """Fixtures for the deploy tests: the mmcv look-alike layers, importable as a module (the
 command line needs a package.module:factory reference), and checkpoints in mmengine's layout."""
 import collections
-import importlib
 import sys
 import types
 from pathlib import Path
@@ -14,9 +13,8 @@ HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture
-def lookalikes(monkeypatch):
-    monkeypatch.syspath_prepend(str(HERE))
-    return importlib.import_module("deploy_lookalikes")
+def lookalikes(import_beside):
+    return import_beside(HERE, "deploy_lookalikes")
 
 
 def _mmengine_classes():

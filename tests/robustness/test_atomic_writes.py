@@ -114,3 +114,18 @@ def test_validate_block_and_report_leave_no_temp_folder(tmp_path, monkeypatch):
                  "--out", str(tmp_path / "reports")]) == 0
     # (torch keeps its own compile cache there, torchinductor_<user>: not ours)
     assert [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor")] == []
+
+
+@pytest.mark.parametrize("make", [_fifo, lambda p: p.symlink_to(p.parent / "elsewhere")])
+def test_triton_repo_refuses_what_is_not_a_model_folder(tmp_path, make):
+    from attn_deploy.deploy.triton_repo import write_triton_repo
+
+    onnx_file = tmp_path / "net.onnx"
+    ad.export_onnx(torch.nn.ReLU(), torch.randn(2, 3), onnx_file, input_names=["x"],
+                   output_names=["y"])
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    make(repo / "net")
+    with pytest.raises(ad.AttnDeployError, match="not a model folder"):
+        write_triton_repo(onnx_file, repo, overwrite=True)
+    assert sorted(p.name for p in repo.iterdir()) == ["net"]
