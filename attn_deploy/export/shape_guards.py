@@ -210,7 +210,8 @@ def check_exported_dims(program, input_names: Sequence[str],
                     f"{sym} was constrained to multiples of {int(coeff)} (declared: "
                     f"{'any size' if d.multiple == 1 else f'multiples of {d.multiple}'}); "
                     f"declare it: --multiple {sym}={int(coeff)}")
-    problems += _narrowed_ranges(ep, base, declared, runs_at)
+    narrowed = _narrowed_ranges(ep, base, declared, runs_at)
+    problems += list(narrowed.values())
     by_base = {b: s for s, (b, _) in base.items()}
     shape_env = next((s.node.shape_env for v in vals if isinstance(v, torch.Tensor)
                       for s in v.shape if isinstance(s, torch.SymInt)), None)
@@ -239,8 +240,8 @@ def check_exported_dims(program, input_names: Sequence[str],
     if log is not None:
         for expr, syms, _ in violated:
             locs += log.locations({str(f) for f in expr.free_symbols})
-        for sym in base:
-            locs += log.locations({str(base[sym][0])}) if not violated else []
+        for sym in narrowed:
+            locs += log.locations({str(base[sym][0])})
     if locs:
         lines.append("  recorded at: " + "; ".join(dict.fromkeys(locs)))
     hint = _multiple_hint(violated, base, declared)
@@ -252,8 +253,9 @@ def check_exported_dims(program, input_names: Sequence[str],
     raise AttnDeployError("\n".join(lines))
 
 
-def _narrowed_ranges(ep, base, declared, runs_at) -> list[str]:
-    out = []
+def _narrowed_ranges(ep, base, declared, runs_at) -> dict[str, str]:
+    """{symbol: why} for the dims whose range the export narrowed below the declared one."""
+    out = {}
     for sym, (b, coeff) in base.items():
         vr = ep.range_constraints.get(b)
         if vr is None:
@@ -271,9 +273,9 @@ def _narrowed_ranges(ep, base, declared, runs_at) -> list[str]:
             continue  # not narrowed, or the model itself cannot run outside the range
         shown = (f"{'' if got_lo is None else got_lo * coeff}.."
                  f"{'' if got_hi is None else got_hi * coeff}")
-        out.append(f"{sym} was limited to {shown} (declared {d.min}.."
-                   f"{'' if d.max is None else d.max}), though PyTorch runs at {sym}="
-                   f"{outside[0]}")
+        out[sym] = (f"{sym} was limited to {shown} (declared {d.min}.."
+                    f"{'' if d.max is None else d.max}), though PyTorch runs at {sym}="
+                    f"{outside[0]}")
     return out
 
 
