@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import onnx
-import torch
-from torch import nn
 
 from attn_deploy.errors import AttnDeployError
 # the second shape is the shape vocabulary's alternate dims (other parity, other aspect)
 from attn_deploy.shapes import alternate_dims as second_dims  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:  # second_dims is plain Python: the runtime-only install (no torch) uses it
+    import onnx
+    import torch
+    from torch import nn
 
 _SEED = 20241
 
@@ -31,6 +33,8 @@ def second_shape_inputs(example_inputs: Sequence[torch.Tensor], input_names: Seq
     """Inputs like ``example_inputs`` with every dynamic axis resized to ``dims``: fresh
     normals for float inputs; for integer and boolean inputs, values drawn from the example's
     own (token ids stay in the vocabulary, masks keep their density)."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     out = []
     for name, x in zip(input_names, example_inputs):
@@ -60,6 +64,8 @@ def example_dims(example_inputs: Sequence[torch.Tensor], input_names: Sequence[s
 def eager_runs(model: nn.Module, example_inputs, input_names, dynamic_axes, dims):
     """runs_at(sizes) for the shape-guard check: does ``model`` run in eager with the example's
     inputs resized to ``sizes`` (the other symbols at the example's)?"""
+    import torch
+
     def runs_at(sizes: dict[str, int]) -> bool:
         inputs = second_shape_inputs(example_inputs, input_names, dynamic_axes,
                                      {**dims, **sizes})
@@ -99,6 +105,8 @@ def check_second_shape(model: nn.Module, onnx_path: Path, input_names: Sequence[
 
 
 def _compare_at(model, onnx_path, input_names, output_names, inputs, rtol) -> float:
+    import torch
+
     from attn_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
     from attn_deploy.harness.compare import compare
     from attn_deploy.harness.shapes import format_shapes
