@@ -61,6 +61,7 @@ def close():
     return check
 
 
+@pytest.fixture
 def import_beside(monkeypatch):
     """import_beside(folder, name): import module ``name`` from a test folder, put on sys.path
     for the test (the command line needs a package.module:factory reference)."""

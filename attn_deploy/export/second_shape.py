@@ -19,7 +19,7 @@ from attn_deploy.errors import AttnDeployError
 # the second shape is the shape vocabulary's alternate dims (other parity, other aspect)
 from attn_deploy.shapes import alternate_dims as second_dims  # noqa: F401  (re-exported)
 
-if TYPE_CHECKING:  # second_dims is plain Python: the runtime-only install (no torch) uses it
+if TYPE_CHECKING:  # imported where used: reading this module needs no torch
     import onnx
     import torch
     from torch import nn
@@ -109,7 +109,7 @@ def _compare_at(model, onnx_path, input_names, output_names, inputs, rtol) -> fl
 
     from attn_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
     from attn_deploy.harness.compare import compare
-    from attn_deploy.harness.shapes import format_shapes
+    from attn_deploy.shapes import format_shapes
 
     start = time.perf_counter()
     feed = {n: x.detach().cpu().numpy() for n, x in zip(input_names, inputs)}
