@@ -130,7 +130,10 @@ def _is_not_one(expr) -> bool:
     import sympy
 
     if isinstance(expr, sympy.Ne):
-        return 1 in (expr.lhs, expr.rhs)
+        # size != 1, or size != a constant such as a declared max (a slice to the full length
+        # assumed not to be a no-op): one excluded point, not a frozen branch (those record
+        # Eq/Mod conditions, or Ne between two sizes)
+        return expr.lhs.is_number or expr.rhs.is_number
     if isinstance(expr, (sympy.StrictLessThan, sympy.StrictGreaterThan)):
         small = expr.lhs if isinstance(expr, sympy.StrictLessThan) else expr.rhs
         return small == 1
