@@ -142,6 +142,15 @@ def dims_from_shapes(inputs: Sequence[InputSpec], shapes: Mapping[str, Sequence[
     return dims
 
 
+def shapes_to_dims(inputs: Sequence[InputSpec], texts: Iterable[str],
+                   option: str = "--shapes") -> list[dict[str, int]]:
+    """Shape sets in trtexec syntax, each giving every input a shape (``"image:3x3x40x72"``)
+    -> the symbols' sizes of each set, checked against the fixed axes and between inputs (not
+    bounds: the caller's :func:`check_dims` does). ``option`` names the argument in errors."""
+    return [dims_from_shapes(inputs, parse_shapes(text), f"{option} {text!r}", require_all=True)
+            for text in texts]
+
+
 def parse_dims(text: str, where: str) -> tuple[int, ...]:
     """``"1x64x32x32"`` -> (1, 64, 32, 32); sizes >= 1."""
     try:

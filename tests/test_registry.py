@@ -100,3 +100,24 @@ def test_spec_is_read_back_from_an_exported_file(tmp_path):
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
     assert spec_from_onnx(proto) is None
+
+
+def test_spec_from_a_file_names_the_file_when_its_block_metadata_is_unusable(tmp_path):
+    import onnx
+
+    from attn_deploy.modules.registry import spec_from_onnx
+    path = ad.export_block("se", tmp_path / "se.onnx", model=ad.create("se", channels=16))
+    for block, config, match in [
+            ("nosuch", "{}", r"se\.onnx: exported from block 'nosuch' .*known blocks: .*\bse\b"),
+            ("se", "{not json", r"se\.onnx: unreadable attn_deploy_config"),
+            ("se", "[16]", r"se\.onnx: unreadable attn_deploy_config .*JSON object"),
+            ("se", '{"chanels": 16}', r"se\.onnx: attn_deploy_config metadata: se: unknown "
+                                      r"argument\(s\) \['chanels'\]")]:
+        proto = onnx.load(str(path))
+        meta = {p.key: p for p in proto.metadata_props}
+        meta["attn_deploy_block"].value, meta["attn_deploy_config"].value = block, config
+        edited = tmp_path / "edited" / "se.onnx"
+        edited.parent.mkdir(exist_ok=True)
+        onnx.save(proto, str(edited))
+        with pytest.raises(ad.AttnDeployError, match=match):
+            spec_from_onnx(edited)

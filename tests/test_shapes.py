@@ -5,7 +5,7 @@ import pytest
 import attn_deploy as ad
 from attn_deploy.errors import AttnDeployError
 from attn_deploy.shapes import (InputSpec, dims_from_shapes, format_shapes, parse_shapes,
-                                parse_symbol_ints)
+                                parse_symbol_ints, shapes_to_dims)
 
 
 def test_parse_and_format_round_trip():
@@ -40,6 +40,22 @@ def test_shared_symbols_must_agree_and_every_input_can_be_required():
         dims_from_shapes(inputs, {"a": (2, 3, 5), "b": (4, 7)}, "w")
     with pytest.raises(AttnDeployError, match="give a shape for each input"):
         dims_from_shapes(inputs, {"a": (2, 3, 5)}, "w", require_all=True)
+
+
+def test_shape_sets_give_sizes_per_set_and_name_the_option():
+    """One text per shape set (``--shapes`` repeated; assert_parity's ``shapes=[...]``)."""
+    inputs = [InputSpec("image", ("N", 3, "H", "W")), InputSpec("mask", ("N", "L"))]
+    assert shapes_to_dims(inputs, ["image:1x3x97x61,mask:1x5", "mask:2x8,image:2x3x64x48"]) \
+        == [{"N": 1, "H": 97, "W": 61, "L": 5}, {"N": 2, "H": 64, "W": 48, "L": 8}]
+    assert shapes_to_dims(inputs, []) == []
+    with pytest.raises(AttnDeployError, match=r"^--shapes 'image:1x4x9x9,mask:1x5': input "
+                                              r"'image'.*axis 1 must be 3"):
+        shapes_to_dims(inputs, ["image:1x3x9x9,mask:1x5", "image:1x4x9x9,mask:1x5"])
+    with pytest.raises(AttnDeployError, match=r"^shapes 'image:1x3x9x9': give a shape for "
+                                              r"each input"):
+        shapes_to_dims(inputs, ["image:1x3x9x9"], "shapes")
+    with pytest.raises(AttnDeployError, match="dim N is 2 but another input has N = 1"):
+        shapes_to_dims(inputs, ["image:1x3x9x9,mask:2x5"])
 
 
 @pytest.mark.parametrize("bad", ["H", "H=", "=3", "H=0", "H=-2", "H=x", "2=H"])

@@ -93,14 +93,13 @@ def _bench_recipe(path, args, workdir):
     exported file, at --shapes (default: the recipe's example sizes). ONNX Runtime's threads do
     not spin: the runtimes are timed interleaved."""
     from attn_deploy.backends import TorchRunner, availability, onnx_runner
-    from attn_deploy.cli.export_model import shapes_to_dims
     from attn_deploy.deploy.checkpoint import load_checkpoint
     from attn_deploy.deploy.layer_swaps import deployable
     from attn_deploy.deploy.pipeline import example_tensors, export_model
     from attn_deploy.deploy.recipe import load_recipe
     from attn_deploy.deploy.user_model import build_model
     from attn_deploy.harness.bench import UnavailableRunner, bench_runners
-    from attn_deploy.shapes import check_dims, format_shapes
+    from attn_deploy.shapes import check_dims, format_shapes, shapes_to_dims
 
     recipe = load_recipe(path)
     dims = shapes_to_dims(recipe.inputs, [args.shapes])[0] if args.shapes else recipe.dims
@@ -213,7 +212,7 @@ def cmd_polygraphy(args) -> int:
 
 
 def add_commands(sub) -> None:
-    from attn_deploy.backends import RUNTIMES
+    from attn_deploy.cli.result_options import add_runtimes_option
     from attn_deploy.harness.bench import BENCH_RUNTIMES
     from attn_deploy.harness.bench_sizes import SIZES
 
@@ -223,8 +222,8 @@ def add_commands(sub) -> None:
     p.add_argument("--recipe", metavar="FILE",
                    help="a recipe's model (checkpoint and swaps included), eager vs its export, "
                         "e.g. export/ccnet_resnet.toml --shapes image:1x3x512x512")
-    p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(BENCH_RUNTIMES),
-                   metavar="RUNTIME", help="runtimes to time (default: all but onnx-reference)")
+    add_runtimes_option(p, "runtimes to time (default: all but onnx-reference)",
+                        default=list(BENCH_RUNTIMES))
     p.add_argument("--shapes", metavar="NAME:DxDx..", help="input shapes (default: spec dims)")
     p.add_argument("--sizes", choices=SIZES, default="default",
                    help="block sizes: the spec's default dims, or deploy (deployment sizes: "

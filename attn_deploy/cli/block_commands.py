@@ -165,13 +165,10 @@ def _block_shapes_from_metadata(path: str) -> list[dict]:
     return [s.shapes(**s.dims), s.shapes(**s.alternate_dims())]
 
 
-_ALLOW_NONFINITE_HELP = ("accept NaN/Inf in outputs where the reference has the same ones "
-                         "(default: any NaN or Inf fails, as Polygraphy's --validate does)")
-
-
 def add_commands(sub) -> None:
     from attn_deploy.backends import RUNTIMES
-    from attn_deploy.cli.result_options import add_result_options
+    from attn_deploy.cli.result_options import (add_allow_nonfinite_option, add_result_options,
+                                                add_runtimes_option)
     from attn_deploy.export.flavors import FLAVORS
 
     p = sub.add_parser("list", help="list the registered blocks")
@@ -233,24 +230,23 @@ def add_commands(sub) -> None:
                    help="engine precision (default fp32)")
     g = p.add_argument_group("recipe (--recipe) and validation")
     g.add_argument("--recipe", metavar="FILE", help="export recipe, e.g. export/ccnet_resnet.toml")
-    g.add_argument("--runtimes", nargs="+", choices=RUNTIMES, metavar="RUNTIME",
-                   help="runtimes to validate on (default: all present)")
+    add_runtimes_option(g, "runtimes to validate on (default: all present)")
     g.add_argument("--no-validate", action="store_true", help="export only")
-    g.add_argument("--allow-nonfinite", action="store_true", help=_ALLOW_NONFINITE_HELP)
+    add_allow_nonfinite_option(g)
     add_result_options(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("validate", help="export (for a block) and compare every runtime "
                                         "present against the reference at two or more shapes")
     p.add_argument("target", help="block key or ONNX file")
-    p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, metavar="RUNTIME",
-                   help=f"runtimes to run (default: all present); one of {', '.join(RUNTIMES)}")
+    add_runtimes_option(p, "runtimes to run (default: all present); one of "
+                           f"{', '.join(RUNTIMES)}")
     p.add_argument("--shapes", action="append", metavar="NAME:DxDx..[,..]",
                    help="input shapes in trtexec syntax; repeat for more shapes "
                         "(default: the spec's dims and alternate dims)")
     p.add_argument("--flavor", choices=FLAVORS, default="default")
     p.add_argument("--workdir", default=None, help="where to write the exported file")
-    p.add_argument("--allow-nonfinite", action="store_true", help=_ALLOW_NONFINITE_HELP)
+    add_allow_nonfinite_option(p)
     add_result_options(p, golden=True)
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
                    help="int8: quantize the block (seeded calibration inputs) or take FILE as "

@@ -9,8 +9,7 @@ from typing import Callable
 from attn_deploy.cli.result_options import check_result_paths, finish, verdict, with_required
 from attn_deploy.deploy.input_args import inputs_from_args
 from attn_deploy.errors import AttnDeployError
-from attn_deploy.shapes import (alternate_dims, check_dims, dims_from_shapes, parse_shapes,
-                                parse_symbol_ints)
+from attn_deploy.shapes import alternate_dims, check_dims, parse_symbol_ints, shapes_to_dims
 
 # export options that only mean something for a registered block
 _BLOCK_ONLY = ("static", "dims")
@@ -35,13 +34,6 @@ def check_block_args(args) -> None:
                                  "junit_xml", "require", "allow_nonfinite"),
             "only with --model or --recipe (export KEY exports the block; validate it with "
             "`attn-deploy validate`)")
-
-
-def shapes_to_dims(inputs, texts: list[str]) -> list[dict[str, int]]:
-    """--shapes image:3x3x40x72 (trtexec syntax), one shape per input -> sizes per symbol,
-    checked against the fixed axes."""
-    return [dims_from_shapes(inputs, parse_shapes(text), f"--shapes {text!r}", require_all=True)
-            for text in texts]
 
 
 def export_user_model(args, progress: Callable[[str], None],

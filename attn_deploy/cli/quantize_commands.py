@@ -14,38 +14,24 @@ def _heldout_feeds(args, metas) -> list[dict]:
 
     if args.holdout:
         return resolve_calibration(args.holdout, metas)
-    block = _block_of(args.file)
-    if block is None:
+    s = _block_spec(args.file)
+    if s is None:
         return []
     from attn_deploy.modules.registry import example_inputs
-    key, config, s = block
     return [{n: t.numpy() for n, t in zip(s.inputs, example_inputs(
-        key, seed=101 + i, config=config, **d))}
+        s.key, seed=101 + i, config=s.config, **d))}
         for i, d in enumerate([dict(s.dims), s.alternate_dims()])]
 
 
-def _block_of(path):
-    """(key, config, spec) of the block a file was exported from, from its metadata, or None
-    (not a block file, or no PyTorch here: the runtime-side install quantizes user data only)."""
-    import json
-
-    import onnx
-
-    meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
-    key = meta.get("attn_deploy_block")
-    if key is None:
-        return None
+def _block_spec(path):
+    """The spec of the block a file was exported from (read back by the registry from the
+    file's metadata), or None: not a block file, or no PyTorch here (the runtime-side install
+    quantizes user data only)."""
     try:
-        from attn_deploy.modules.registry import list_modules, spec
+        from attn_deploy.modules.registry import spec_from_onnx
     except ImportError:
         return None
-    if key not in list_modules():
-        return None
-    try:
-        config = json.loads(meta.get("attn_deploy_config", "{}"))
-        return key, config, spec(key, **config)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise AttnDeployError(f"{path}: unreadable attn_deploy_config metadata ({exc})") from exc
+    return spec_from_onnx(path)
 
 
 def cmd_quantize(args) -> int:
@@ -61,13 +47,13 @@ def cmd_quantize(args) -> int:
     output = args.output or str(Path(args.file).with_suffix(".int8.onnx"))
     calibration = args.calibration
     if calibration is None:
-        block = _block_of(args.file)
+        block = _block_spec(args.file)
         if block is None:
             raise AttnDeployError(f"quantize {args.file}: give --calibration DIR (a folder of "
                                   ".npz/.npy samples) or --calibration package.module:function; "
                                   "only files exported from a block calibrate on seeded "
                                   "example inputs")
-        calibration = block_feeds(block[0], block[1], args.samples or 8)
+        calibration = block_feeds(block.key, block.config, args.samples or 8)
     result = quantize_model(args.file, output, calibration, method=args.method,
                             exclude=args.exclude or (), samples=args.samples,
                             tensorrt=args.tensorrt)

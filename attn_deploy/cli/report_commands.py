@@ -10,8 +10,8 @@ import time
 
 from attn_deploy.cli.block_commands import progress
 from attn_deploy.cli.folder_args import output_folder
-from attn_deploy.cli.result_options import (add_result_options, check_result_paths, finish,
-                                            with_required)
+from attn_deploy.cli.result_options import (add_result_options, add_runtimes_option,
+                                            check_result_paths, finish, with_required)
 from attn_deploy.errors import AttnDeployError
 
 
@@ -106,12 +106,10 @@ def cmd_report(args) -> int:
 
 
 def add_commands(sub) -> None:
-    from attn_deploy.backends import RUNTIMES
-
     p = sub.add_parser("report", help="validate every block and write reports/compat.md")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("--keys", nargs="+", help="only these blocks")
-    p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, metavar="RUNTIME")
+    add_runtimes_option(p)
     p.add_argument("--workdir", help="where exported files go (default: a temp folder)")
     p.add_argument("--no-latency", action="store_true", help="skip the latency columns")
     p.add_argument("--no-int8", action="store_true",

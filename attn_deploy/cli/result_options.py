@@ -1,6 +1,8 @@
-"""The options every validating command shares (``--json``, ``--junit-xml``, ``--require``)
-and the end of such a command: write the result files, say which required runtime is absent,
-return the exit code (documented in :mod:`attn_deploy.harness.result_files`)."""
+"""The options every validating command shares, one function per group: which runtimes run
+(``--runtimes``), what passes (``--allow-nonfinite``), the results for CI (``--json``,
+``--junit-xml``, ``--require``, golden outputs); and the end of such a command: write the result
+files, say which required runtime is absent, return the exit code (documented in
+:mod:`attn_deploy.harness.result_files`)."""
 from __future__ import annotations
 
 import sys
@@ -12,6 +14,25 @@ from attn_deploy.errors import AttnDeployError
 EXIT_CODES = ("exit codes: 0 every runtime that ran passed; 1 a parity failure (or a failed "
               "export, or no runtime ran); 2 bad input or usage; 3 a runtime named by "
               "--require is absent")
+
+
+ALLOW_NONFINITE_HELP = ("accept NaN/Inf in outputs where the reference has the same ones "
+                        "(default: any NaN or Inf fails, as Polygraphy's --validate does)")
+
+
+def add_runtimes_option(parser, help: str | None = None, default=None) -> None:
+    """``--runtimes RUNTIME [...]`` on ``parser`` (or an argument group), any runtime of
+    :data:`attn_deploy.backends.RUNTIMES`; ``help`` and ``default`` say what the command does
+    with them (default None: every runtime present)."""
+    from attn_deploy.backends import RUNTIMES
+
+    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=default,
+                        metavar="RUNTIME", help=help)
+
+
+def add_allow_nonfinite_option(parser) -> None:
+    """``--allow-nonfinite``: the verdict's one switch on NaN/Inf (see harness.compare)."""
+    parser.add_argument("--allow-nonfinite", action="store_true", help=ALLOW_NONFINITE_HELP)
 
 
 def add_result_options(parser, golden: bool = False) -> None:

@@ -267,11 +267,22 @@ def spec_from_onnx(model) -> BlockSpec | None:
     key = meta.get("attn_deploy_block")
     if not key:
         return None
+    where = model if isinstance(model, (str, Path)) else "model"
+    if key not in list_modules():  # a file from a newer version, or an edited one
+        raise AttnDeployError(f"{where}: exported from block {key!r} (attn_deploy_block "
+                              f"metadata), which this attn_deploy does not have; known blocks: "
+                              f"{', '.join(list_modules())}")
     try:
-        return spec(key, **json.loads(meta.get("attn_deploy_config") or "{}"))
+        config = json.loads(meta.get("attn_deploy_config") or "{}")
+        if not isinstance(config, dict):
+            raise TypeError(f"expected a JSON object, got {config!r}")
     except (json.JSONDecodeError, TypeError) as exc:
-        raise AttnDeployError(f"{model if isinstance(model, (str, Path)) else 'model'}: "
-                              f"unreadable attn_deploy_config metadata ({exc})") from exc
+        raise AttnDeployError(f"{where}: unreadable attn_deploy_config metadata "
+                              f"({exc})") from exc
+    try:
+        return spec(key, **config)
+    except AttnDeployError as exc:  # a config this version's block refuses: name the file
+        raise AttnDeployError(f"{where}: attn_deploy_config metadata: {exc}") from None
 
 
 def create(key: str, **kwargs: Any) -> nn.Module:

@@ -148,7 +148,7 @@ def assert_parity(model, example_inputs, *, input_names: Sequence[str] | None = 
     from attn_deploy.errors import AttnDeployError
     from attn_deploy.export import export_onnx
     from attn_deploy.harness.compare import tolerance
-    from attn_deploy.shapes import alternate_dims, dims_from_shapes, parse_shapes
+    from attn_deploy.shapes import alternate_dims, shapes_to_dims
 
     runtimes, require, named = _select(runtimes, require)
     absent = _precheck(runtimes, require, named)
@@ -165,8 +165,7 @@ def assert_parity(model, example_inputs, *, input_names: Sequence[str] | None = 
     output_names = output_names_for(model, example, output_names)
     specs, dims = _input_specs(example, list(input_names), dynamic_axes)
     if shapes:
-        sizes = [dims_from_shapes(specs, parse_shapes(text), f"shapes {text!r}",
-                                  require_all=True) for text in _shape_texts(shapes)]
+        sizes = shapes_to_dims(specs, _shape_texts(shapes), "shapes")
     else:
         sizes = [dims, alternate_dims(dims)] if dims else [dims]
     what = type(model).__name__

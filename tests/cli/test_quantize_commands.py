@@ -68,3 +68,18 @@ def test_validate_block_int8(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "node(s) in int8" in out and "SQNR dB" in out and out.count("pass") == 2
     assert (tmp_path / "eca.int8.onnx").exists()
+
+
+def test_quantize_reads_the_block_through_the_registry(tmp_path, capsys):
+    """The block a file came from (calibration and held-out inputs) is what the registry reads
+    back; a file naming a block this version lacks is refused with the file named."""
+    f32 = tmp_path / "se.onnx"
+    assert main(["export", "se", "-o", str(f32)]) == 0
+    capsys.readouterr()
+    proto = onnx.load(str(f32))
+    next(p for p in proto.metadata_props if p.key == "attn_deploy_block").value = "se_v9"
+    onnx.save(proto, str(f32))
+    assert main(["quantize", str(f32), "-o", str(tmp_path / "q.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert f"{f32}: exported from block 'se_v9'" in err and "known blocks:" in err
+    assert not (tmp_path / "q.onnx").exists()

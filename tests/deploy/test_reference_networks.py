@@ -3,7 +3,9 @@ as mmcv-semantics layers (einsum criss-cross, unfold CARAFE), and checkpoints in
 exported through the command line, validated at odd sizes and trt-checked for TensorRT 10.3.
 Small widths here; the realistic ones are benchmarked (``attn-deploy bench --recipe``)."""
 import copy
+import inspect
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from torch import nn
 
 from attn_deploy.cli import main
 from attn_deploy.deploy.recipe import load_recipe
-from attn_deploy.deploy.reference_networks import ccnet_resnet, fpn_carafe_resnet
+from attn_deploy.deploy.reference_networks import ccnet_resnet, fpn_carafe, fpn_carafe_resnet
 from attn_deploy.errors import AttnDeployError
 
 RECIPES = Path(__file__).resolve().parents[2] / "export"
@@ -151,3 +153,26 @@ def test_fpn_recipe_from_an_mmengine_detector_checkpoint(tmp_path, capsys, mmeng
     recipe.write_text(recipe.read_text().replace("H = 320", "H = 300"))
     with pytest.raises(AttnDeployError, match="dim H must be >= 1 and a multiple of 64"):
         load_recipe(recipe)
+
+
+def test_fpn_without_multiple_is_refused_with_the_multiple_that_exports_it(tmp_path, capsys):
+    """Issue 16: ``export --model`` of the FPN_CARAFE network without ``--multiple`` froze the
+    cropping branch at the example size (a divisibility guard): exit 2, naming the branch's
+    line and suggesting ``--multiple H=64,W=64``, with nothing written; the suggested flag
+    then exports a file that passes at its alternate shape."""
+    out = tmp_path / "fpn.onnx"
+    args = ["export", "--model", "attn_deploy.deploy.reference_networks:fpn_carafe_resnet",
+            "--kwargs", json.dumps(SMALL_FPN), "--input", "image:2x3x128x192",
+            "--dynamic", "image:0=N,2=H,3=W", "-o", str(out), "--runtimes", "ort-cpu"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    src, start = inspect.getsourcelines(fpn_carafe.add_cropped)
+    branch = start + next(i for i, line in enumerate(src) if line.strip().startswith("if "))
+    assert "frozen" in err and f"fpn_carafe.py:{branch} in add_cropped" in err
+    suggested = re.search(r"declare that, e\.g\. --multiple (\S+) ", err)
+    assert suggested is not None and suggested.group(1) == "H=64,W=64", err
+    assert not out.exists() and (tmp_path / "fpn.failed.onnx").is_file()
+    assert main(args + ["--multiple", suggested.group(1)]) == 0
+    text = capsys.readouterr().out
+    assert "custom: attn_deploy::CARAFE" in text and text.rstrip().endswith("PASS")
+    assert out.is_file()
