@@ -46,7 +46,7 @@ KERNELS_DIR = PLUGINS_DIR / "kernels"
 TORCH_EXT_DIR = PLUGINS_DIR / "torch_ext"
 LIBRARY_NAME = "attn_deploy_native"
 CPU_SOURCES = (TORCH_EXT_DIR / "ops.cpp", TORCH_EXT_DIR / "carafe_cpu.cpp",
-               TORCH_EXT_DIR / "criss_cross_cpu.cpp", TORCH_EXT_DIR / "criss_cross_blas.cpp")
+               TORCH_EXT_DIR / "criss_cross_cpu.cpp")
 CUDA_SOURCES = (TORCH_EXT_DIR / "cuda_ops.cpp", KERNELS_DIR / "carafe_kernel.cu",
                 KERNELS_DIR / "criss_cross_kernel.cu")
 # First CPU-only build on a 2-core machine: 12 s idle, up to 45 s when the cores are busy.

@@ -52,6 +52,25 @@ AD_HOST_DEVICE void crissCrossEnergyTile(const T* query, const T* key, const Cri
   }
 }
 
+// The rest of the softmax once the energies e_p of a pack of pixels are in weights[p * pStride]
+// (weights offset to the pixels) and maxEnergy is their max ignoring NaN (-inf to start): in place,
+// weights = exp(e - max) / sum. A NaN energy, or every energy -inf, gives NaN weights.
+template <typename P>
+AD_HOST_DEVICE void crissCrossNormalizeAt(float* weights, int positions, int64_t pStride,
+                                          P maxEnergy) {
+  using L = Lanes<P>;
+  P sum = L::splat(0.f);
+  for (int p = 0; p < positions; ++p) {
+    const P w = softmaxExp(L::load(weights + p * pStride) - maxEnergy);
+    L::store(weights + p * pStride, w);
+    sum += w;
+  }
+  const P inv = L::splat(1.f) / sum;
+  for (int p = 0; p < positions; ++p) {
+    L::store(weights + p * pStride, L::load(weights + p * pStride) * inv);
+  }
+}
+
 // Softmax over the energies q(y,x).k(position p) of pixel (y, x), written to weights[p*pStride + x]
 // (weights points at the pixel's row). query/key = &query[n], &key[n].
 template <typename P, typename T>
@@ -83,16 +102,7 @@ AD_HOST_DEVICE void crissCrossWeightsAt(const T* query, const T* key, const Cris
     L::store(weights + (d.H + xr) * pStride, e);
     maxEnergy = e > maxEnergy ? e : maxEnergy;
   }
-  P sum = L::splat(0.f);
-  for (int p = 0; p < d.positions(); ++p) {
-    const P w = softmaxExp(L::load(weights + p * pStride) - maxEnergy);
-    L::store(weights + p * pStride, w);
-    sum += w;
-  }
-  const P inv = L::splat(1.f) / sum;
-  for (int p = 0; p < d.positions(); ++p) {
-    L::store(weights + p * pStride, L::load(weights + p * pStride) * inv);
-  }
+  crissCrossNormalizeAt<P>(weights, d.positions(), pStride, maxEnergy);
 }
 
 // sum_p weights[p] * plane_b(position p) for pixel (y, x) and Block consecutive channel planes

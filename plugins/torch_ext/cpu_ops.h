@@ -14,9 +14,18 @@ template <typename T>
 void carafeBackwardCpu(const T* gradOut, const T* features, const T* masks, T* gradFeatures,
                        T* gradMasks, const CarafeDims& d);
 
+// workspace: crissCrossForwardCpuWorkspace(d) floats.
 template <typename T>
 void crissCrossForwardCpu(const T* query, const T* key, const T* value, T* output,
-                          const CrissCrossDims& d);
+                          float* workspace, const CrissCrossDims& d);
+
+// Attention weights of every pixel, [N, H, H+W, W] floats (one [H+W, W] block per pixel row).
+inline int64_t crissCrossForwardCpuWorkspace(const CrissCrossDims& d) {
+  return int64_t(d.N) * d.H * d.positions() * d.W;
+}
+
+// Value channels one forward task reads: 32 planes of a 64 x 64 map are 512 KiB, within L2.
+constexpr int kCrissCrossChannelBlock = 32;
 
 // workspace: crissCrossBackwardCpuWorkspace(d) floats.
 template <typename T>

@@ -1,6 +1,6 @@
-// Criss-cross attention on the CPU: threads over rows of pixels, SIMD packs over the pixels of a
-// row, all through the per-pixel functions of criss_cross_math.h that the CUDA kernels run. The
-// backward always, the forward for small maps (criss_cross_blas.h has the large-map forward).
+// Criss-cross attention on the CPU: threads over rows of pixels (and channel blocks), SIMD packs
+// over the pixels of a row, all through the per-pixel functions of criss_cross_math.h that the
+// CUDA kernels run.
 #include <ATen/Parallel.h>
 #include <c10/util/Half.h>
 
@@ -63,27 +63,156 @@ void scatterChannels(const float* weights, const float* rowBlock, const T* sourc
   }
 }
 
+// Pass 1 of the forward, for the pixel rows y0 .. y0 + Rows of one batch item: the energies of
+// every pixel into its rows' weight blocks ([H+W, W] each, rowBlock floats apart), then the
+// softmax over them. The same numbers as crissCrossWeightsAt (each energy summed over the
+// channels in order), computed in register tiles that reuse each load: a tile of the column part
+// shares its query loads across Cols key rows and its key loads across the Rows pixel rows; the
+// row part is a small matrix product (key values broadcast against query packs).
+template <typename P, int Rows, int Cols, typename T>
+void columnEnergyTile(const T* query, const T* key, const CrissCrossDims& d, int y0, int yk,
+                      int x, float* weights, int64_t rowBlock) {
+  using L = Lanes<P>;
+  const int64_t plane = d.plane();
+  P acc[Rows][Cols];
+  for (int i = 0; i < Rows; ++i) {
+    for (int j = 0; j < Cols; ++j) acc[i][j] = L::splat(0.f);
+  }
+  for (int c = 0; c < d.Cq; ++c) {
+    P q[Rows];
+    for (int i = 0; i < Rows; ++i) q[i] = L::load(query + c * plane + int64_t(y0 + i) * d.W + x);
+    for (int j = 0; j < Cols; ++j) {
+      const P k = L::load(key + c * plane + int64_t(yk + j) * d.W + x);
+      for (int i = 0; i < Rows; ++i) acc[i][j] += q[i] * k;
+    }
+  }
+  for (int i = 0; i < Rows; ++i) {
+    for (int j = 0; j < Cols; ++j) {
+      L::store(weights + i * rowBlock + int64_t(yk + j) * d.W + x, acc[i][j]);
+    }
+  }
+}
+
+template <typename P, int Packs, int Cols, typename T>
+void rowEnergyTile(const T* query, const T* key, const CrissCrossDims& d, int y, int xk, int x,
+                   float* weights) {
+  using L = Lanes<P>;
+  constexpr int kPacks = Packs;  // pixel packs x, x + lanes, ...
+  const int64_t plane = d.plane();
+  const int64_t pixelRow = int64_t(y) * d.W;
+  P acc[Cols][kPacks];
+  for (int j = 0; j < Cols; ++j) {
+    for (int b = 0; b < kPacks; ++b) acc[j][b] = L::splat(0.f);
+  }
+  for (int c = 0; c < d.Cq; ++c) {
+    P q[kPacks];
+    for (int b = 0; b < kPacks; ++b) q[b] = L::load(query + c * plane + pixelRow + x + b * L::count);
+    for (int j = 0; j < Cols; ++j) {
+      const P k = L::splat(toFloat(key[c * plane + pixelRow + xk + j]));
+      for (int b = 0; b < kPacks; ++b) acc[j][b] += q[b] * k;
+    }
+  }
+  for (int j = 0; j < Cols; ++j) {
+    for (int b = 0; b < kPacks; ++b) {
+      L::store(weights + int64_t(d.H + xk + j) * d.W + x + b * L::count, acc[j][b]);
+    }
+  }
+}
+
+// Row energies of pixel row y: every key position xk against the pixels [x, x + Packs * lanes).
+template <typename P, int Packs, typename T>
+void rowEnergies(const T* query, const T* key, const CrissCrossDims& d, int y, int x,
+                 float* weights) {
+  constexpr int kCols = 4;
+  int xk = 0;
+  for (; xk + kCols <= d.W; xk += kCols) {
+    rowEnergyTile<P, Packs, kCols>(query, key, d, y, xk, x, weights);
+  }
+  for (; xk < d.W; ++xk) rowEnergyTile<P, Packs, 1>(query, key, d, y, xk, x, weights);
+}
+
+template <int Rows, typename T>
+void energyRows(const T* query, const T* key, const CrissCrossDims& d, int y0, float* weights,
+                int64_t rowBlock) {
+  constexpr int kCols = 4;
+  auto columns = [&](auto lanes, int x) {
+    using P = typename decltype(lanes)::type;
+    int yk = 0;
+    for (; yk + kCols <= d.H; yk += kCols) {
+      columnEnergyTile<P, Rows, kCols>(query, key, d, y0, yk, x, weights, rowBlock);
+    }
+    for (; yk < d.H; ++yk) columnEnergyTile<P, Rows, 1>(query, key, d, y0, yk, x, weights, rowBlock);
+  };
+  forEachLanePack(d.W, columns);
+  for (int i = 0; i < Rows; ++i) {
+    float* w = weights + i * rowBlock;
+    int x = 0;
+    for (; x + 2 * kPackLanes <= d.W; x += 2 * kPackLanes) {
+      rowEnergies<FloatPack, 2>(query, key, d, y0 + i, x, w);
+    }
+    for (; x + kPackLanes <= d.W; x += kPackLanes) {
+      rowEnergies<FloatPack, 1>(query, key, d, y0 + i, x, w);
+    }
+    for (; x < d.W; ++x) rowEnergies<float, 1>(query, key, d, y0 + i, x, w);
+    // The dead self slot, then the softmax of each pack of pixels over its H+W positions.
+    for (int xs = 0; xs < d.W; ++xs) w[int64_t(d.H + xs) * d.W + xs] = -__builtin_huge_valf();
+    forEachLanePack(d.W, [&](auto lanes, int x) {
+      using P = typename decltype(lanes)::type;
+      using L = Lanes<P>;
+      P maxEnergy = L::splat(-__builtin_huge_valf());
+      for (int p = 0; p < d.positions(); ++p) {
+        const P e = L::load(w + int64_t(p) * d.W + x);
+        maxEnergy = e > maxEnergy ? e : maxEnergy;
+      }
+      crissCrossNormalizeAt<P>(w + x, d.positions(), d.W, maxEnergy);
+    });
+  }
+}
+
 }  // namespace
 
 template <typename T>
 void crissCrossForwardCpu(const T* query, const T* key, const T* value, T* output,
-                          const CrissCrossDims& d) {
+                          float* workspace, const CrissCrossDims& d) {
   const int64_t plane = d.plane();
-  const int64_t macsPerRow = int64_t(d.W) * d.positions() * (int64_t(d.Cq) + d.C);
-  // One task = pixel row (n, y): its attention weights [H+W, W] live in a per-task scratch that
-  // stays in cache while every value channel reads it.
-  at::parallel_for(0, int64_t(d.N) * d.H, grainRows(macsPerRow), [&](int64_t begin, int64_t end) {
-    std::vector<float> weights(size_t(d.positions()) * d.W);
-    for (int64_t row = begin; row < end; ++row) {
-      const int n = int(row / d.H), y = int(row % d.H);
+  const int64_t rowBlock = int64_t(d.positions()) * d.W;  // weights of one pixel row
+  const int64_t imageWeights = int64_t(d.H) * rowBlock;
+  // Pass 1, per group of kEnergyRows pixel rows (n, y0 ..): their attention weights [H+W, W]
+  // each, kept for pass 2.
+  constexpr int kEnergyRows = 4;
+  const int groups = (d.H + kEnergyRows - 1) / kEnergyRows;
+  const int64_t energyMacsPerGroup = int64_t(kEnergyRows) * d.W * d.positions() * d.Cq;
+  at::parallel_for(0, int64_t(d.N) * groups, grainRows(energyMacsPerGroup),
+                   [&](int64_t begin, int64_t end) {
+    for (int64_t group = begin; group < end; ++group) {
+      const int n = int(group / groups), y0 = int(group % groups) * kEnergyRows;
       const T* q = query + int64_t(n) * d.Cq * plane;
       const T* k = key + int64_t(n) * d.Cq * plane;
-      forEachLanePack(d.W, [&](auto lanes, int x) {
-        using P = typename decltype(lanes)::type;
-        crissCrossWeightsAt<P>(q, k, d, y, x, weights.data(), d.W);
-      });
-      gatherChannels(weights.data(), d.W, value + int64_t(n) * d.C * plane, d.C,
-                     output + int64_t(n) * d.C * plane, d, y);
+      float* weights = workspace + n * imageWeights + y0 * rowBlock;
+      if (y0 + kEnergyRows <= d.H) {
+        energyRows<kEnergyRows>(q, k, d, y0, weights, rowBlock);
+      } else {
+        for (int y = y0; y < d.H; ++y) {
+          energyRows<1>(q, k, d, y, weights + (y - y0) * rowBlock, rowBlock);
+        }
+      }
+    }
+  });
+  // Pass 2, per (n, channel block, y), y innermost: a thread walks every row of one block of
+  // value planes, which its column parts read in full, so that block stays in L2 instead of all
+  // of value streaming from memory once per row.
+  const int blocks = (d.C + kCrissCrossChannelBlock - 1) / kCrissCrossChannelBlock;
+  const int64_t macsPerTask = int64_t(kCrissCrossChannelBlock) * d.W * d.positions();
+  at::parallel_for(0, int64_t(d.N) * blocks * d.H, grainRows(macsPerTask),
+                   [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int y = int(task % d.H);
+      const int block = int(task / d.H % blocks), n = int(task / d.H / blocks);
+      const int c0 = block * kCrissCrossChannelBlock;
+      const int channels = d.C - c0 < kCrissCrossChannelBlock ? d.C - c0 : kCrissCrossChannelBlock;
+      const int64_t offset = (int64_t(n) * d.C + c0) * plane;
+      gatherChannels(workspace + n * imageWeights + y * rowBlock, d.W, value + offset, channels,
+                     output + offset, d, y);
     }
   });
 }
@@ -133,9 +262,9 @@ void crissCrossBackwardCpu(const T* gradOut, const T* query, const T* key, const
 }
 
 template void crissCrossForwardCpu<float>(const float*, const float*, const float*, float*,
-                                          const CrissCrossDims&);
+                                          float*, const CrissCrossDims&);
 template void crissCrossForwardCpu<c10::Half>(const c10::Half*, const c10::Half*,
-                                              const c10::Half*, c10::Half*,
+                                              const c10::Half*, c10::Half*, float*,
                                               const CrissCrossDims&);
 template void crissCrossBackwardCpu<float>(const float*, const float*, const float*, const float*,
                                            float*, float*, float*, float*, const CrissCrossDims&);

@@ -16,7 +16,6 @@
 #include <tuple>
 
 #include "cpu_ops.h"
-#include "criss_cross_blas.h"
 #include "op_checks.h"
 
 namespace attn_deploy {
@@ -74,10 +73,12 @@ at::Tensor crissCrossForwardCpuOp(const at::Tensor& query, const at::Tensor& key
   at::Tensor output = at::empty(value.sizes(), value.options());
   if (output.numel() == 0) return output;
   const at::Tensor q = query.contiguous(), k = key.contiguous(), v = value.contiguous();
-  if (crissCrossPrefersBlas(d)) return crissCrossForwardBlas(q, k, v, d);
+  at::Tensor workspace =
+      at::empty({crissCrossForwardCpuWorkspace(d)}, q.options().dtype(at::kFloat));
   dispatchFloatOrHalf(q.scalar_type(), [&](auto type) {
     using T = decltype(type);
-    crissCrossForwardCpu(ptr<T>(q), ptr<T>(k), ptr<T>(v), mutablePtr<T>(output), d);
+    crissCrossForwardCpu(ptr<T>(q), ptr<T>(k), ptr<T>(v), mutablePtr<T>(output),
+                         mutablePtr<float>(workspace), d);
   });
   return output;
 }

@@ -223,7 +223,7 @@ def test_carafe_nan_or_inf_mask_on_a_tap_outside_the_image_propagates(ext, shape
     assert_close(got.masked_fill(nan, 0), expected.masked_fill(nan, 0), 1e-5, "carafe rest")
 
 
-@pytest.mark.parametrize("shape", [(1, 2, 4, 5, 6), (2, 3, 64, 33, 40)])  # per pixel; GEMMs
+@pytest.mark.parametrize("shape", [(1, 2, 4, 5, 6), (2, 3, 64, 33, 40)])  # 1, 2 channel blocks
 def test_criss_cross_all_energies_minus_inf_gives_nan_like_the_reference(ext, shape):
     """A pixel whose energies are all -inf (an infinite query against negative keys): softmax
     over nothing but -inf is NaN in the reference; the native kernels say the same instead of
@@ -241,10 +241,11 @@ def test_criss_cross_all_energies_minus_inf_gives_nan_like_the_reference(ext, sh
     assert_close(got.masked_fill(nan, 0), expected.masked_fill(nan, 0), 1e-5, "cca rest")
 
 
-# (2, 8, 64, 24, 37) and (1, 16, 32, 40, 40) run the per-pixel loops, the others the batched
-# GEMMs (C*H*W >= 2^16, criss_cross_blas.h), one of them on a non-square map.
+# Channel blocks of 32 with a tail (37, 40), pixel rows in groups of 4 with a tail (6, 33),
+# rows of 2 SIMD packs, 1 pack and single pixels (51 = 2 * 16 + 16 + 3 with AVX-512, 6 * 8 + 3
+# with AVX2), non-square maps.
 @pytest.mark.parametrize("shape", [(2, 8, 64, 24, 37), (1, 16, 32, 40, 40), (2, 8, 64, 33, 40),
-                                   (1, 4, 40, 40, 41)])
+                                   (1, 4, 40, 40, 41), (2, 5, 37, 6, 51)])
 def test_criss_cross_matches_reference_at_larger_shapes(ext, shape):
     from attn_deploy.ops import criss_cross_attention_reference
     n, cq, c, h, w = shape
@@ -270,13 +271,13 @@ def test_criss_cross_float16_accumulates_in_float32(ext):
         assert_close(a, e, 5e-3, f"cca fp16 grad {name}")
 
 
-def test_criss_cross_float16_on_the_gemm_path(ext):
+def test_criss_cross_float16_over_several_channel_blocks(ext):
     q, k, v = (rand(1, 4, 32, 33, seed=s, dtype=torch.float16) for s in (49, 50, 51))
-    v = v.repeat(1, 16, 1, 1)  # C*H*W >= 2^16: the batched GEMMs, computed in float32
+    v = v.repeat(1, 16, 1, 1)  # 512 channels: 16 blocks of 32, the weights kept in float32
     expected = cca_oracle(q, k, v)
     out = poisoned(expected, ext.criss_cross_attention_forward, q, k, v)
     assert out.dtype == torch.float16
-    assert_close(out, expected, 2e-3, "cca fp16 gemm path")
+    assert_close(out, expected, 2e-3, "cca fp16 channel blocks")
 
 
 def test_criss_cross_non_contiguous_inputs_give_the_contiguous_result(ext):
@@ -300,7 +301,7 @@ def test_criss_cross_empty_inputs(ext, n, cq, c, h, w):
 # ---------------------------------------------------------------- both ops
 def test_results_do_not_depend_on_thread_count(ext):
     """Each element is computed by the same arithmetic whatever the partition of rows between
-    threads (and the GEMMs of the large-map path split no sums): bitwise equal results."""
+    threads (no sum is split between tasks): bitwise equal results."""
     f, m = rand(2, 16, 12, 21, seed=29), rand(2, 25, 24, 42, seed=30)
     q, k, v = rand(2, 4, 12, 21, seed=31), rand(2, 4, 12, 21, seed=32), rand(2, 16, 12, 21, seed=33)
     big = [rand(1, 4, 33, 40, seed=46), rand(1, 4, 33, 40, seed=47), rand(1, 64, 33, 40, seed=48)]
@@ -313,7 +314,7 @@ def test_results_do_not_depend_on_thread_count(ext):
                          *ext.carafe_backward(m[:, :16], f, m, 5, 1, 2),
                          ext.criss_cross_attention_forward(q, k, v),
                          *ext.criss_cross_attention_backward(v, q, k, v),
-                         ext.criss_cross_attention_forward(*big)))  # the GEMM path
+                         ext.criss_cross_attention_forward(*big)))  # 2 channel blocks
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(a, b) for a, b in zip(*outs))
