@@ -17,7 +17,7 @@ Then, with native kernels built, the small-size comparison: the median time of t
 and of the reference (runs interleaved, same inputs, same thread count), their ratio against the
 speed-up target set per case in ``_cases`` (forward: 5x for CARAFE, 1.5x for criss-cross
 attention), and the peak memory each allocates (CPU: the torch profiler's allocation tracking,
-which leaves out the native CPU loops' per-thread scratch of at most (H+W)*W floats; CUDA:
+which leaves out the per-thread scratch of the criss-cross backward's CPU loops, 2*W*W floats; CUDA:
 max_memory_allocated). With a CUDA device it also times the CUDA kernels and compares them
 with the memory-bandwidth floor: the bytes the op must move (inputs read once, output written
 once) over the measured bandwidth of a large device-to-device copy.
@@ -25,9 +25,11 @@ once) over the measured bandwidth of a large device-to-device copy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -76,6 +78,21 @@ def _time_interleaved(fns: dict[str, Callable], device, repeats: int) -> dict[st
             **{f"{name} min": min(ts) for name, ts in times.items()}}
 
 
+@contextlib.contextmanager
+def _stderr_silenced():
+    """File descriptor 2 to /dev/null: kineto (C++) prints a "USDT ... profiler_start" and a
+    "profiler_stop" line there for every profile, which buried the benchmark's own output."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _peak_bytes(fn: Callable, device) -> int:
     """Peak bytes allocated while fn runs, beyond what was allocated before."""
     if device.type == "cuda":
@@ -86,7 +103,7 @@ def _peak_bytes(fn: Callable, device) -> int:
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - before
     from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     with tempfile.TemporaryDirectory() as tmp:  # the trace holds the running allocation total
         path = os.path.join(tmp, "trace.json")
