@@ -19,9 +19,17 @@ template <typename T>
 void crissCrossForwardCpu(const T* query, const T* key, const T* value, T* output,
                           float* workspace, const CrissCrossDims& d);
 
-// Attention weights of every pixel, [N, H, H+W, W] floats (one [H+W, W] block per pixel row).
+// The forward keeps the attention weights of a band of pixel rows (n, y), one [H+W, W] block
+// each: as many rows as fit in 8 MiB (the whole batch of a CCNet head at 64x64), at least one.
+inline int64_t crissCrossForwardBandRows(const CrissCrossDims& d) {
+  constexpr int64_t kBudgetFloats = int64_t(1) << 21;
+  const int64_t rows = int64_t(d.N) * d.H, rowBlock = int64_t(d.positions()) * d.W;
+  const int64_t band = rowBlock > 0 ? kBudgetFloats / rowBlock : rows;
+  return band < 1 ? 1 : (band < rows ? band : rows);
+}
+
 inline int64_t crissCrossForwardCpuWorkspace(const CrissCrossDims& d) {
-  return int64_t(d.N) * d.H * d.positions() * d.W;
+  return crissCrossForwardBandRows(d) * d.positions() * d.W;
 }
 
 // Value channels one forward task reads: 32 planes of a 64 x 64 map are 512 KiB, within L2.

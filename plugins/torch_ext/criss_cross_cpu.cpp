@@ -106,7 +106,8 @@ void rowEnergyTile(const T* query, const T* key, const CrissCrossDims& d, int y,
   }
   for (int c = 0; c < d.Cq; ++c) {
     P q[kPacks];
-    for (int b = 0; b < kPacks; ++b) q[b] = L::load(query + c * plane + pixelRow + x + b * L::count);
+    const T* queryRow = query + c * plane + pixelRow + x;
+    for (int b = 0; b < kPacks; ++b) q[b] = L::load(queryRow + b * L::count);
     for (int j = 0; j < Cols; ++j) {
       const P k = L::splat(toFloat(key[c * plane + pixelRow + xk + j]));
       for (int b = 0; b < kPacks; ++b) acc[j][b] += q[b] * k;
@@ -141,7 +142,9 @@ void energyRows(const T* query, const T* key, const CrissCrossDims& d, int y0, f
     for (; yk + kCols <= d.H; yk += kCols) {
       columnEnergyTile<P, Rows, kCols>(query, key, d, y0, yk, x, weights, rowBlock);
     }
-    for (; yk < d.H; ++yk) columnEnergyTile<P, Rows, 1>(query, key, d, y0, yk, x, weights, rowBlock);
+    for (; yk < d.H; ++yk) {
+      columnEnergyTile<P, Rows, 1>(query, key, d, y0, yk, x, weights, rowBlock);
+    }
   };
   forEachLanePack(d.W, columns);
   for (int i = 0; i < Rows; ++i) {
@@ -176,45 +179,54 @@ void crissCrossForwardCpu(const T* query, const T* key, const T* value, T* outpu
                           float* workspace, const CrissCrossDims& d) {
   const int64_t plane = d.plane();
   const int64_t rowBlock = int64_t(d.positions()) * d.W;  // weights of one pixel row
-  const int64_t imageWeights = int64_t(d.H) * rowBlock;
-  // Pass 1, per group of kEnergyRows pixel rows (n, y0 ..): their attention weights [H+W, W]
-  // each, kept for pass 2.
-  constexpr int kEnergyRows = 4;
-  const int groups = (d.H + kEnergyRows - 1) / kEnergyRows;
-  const int64_t energyMacsPerGroup = int64_t(kEnergyRows) * d.W * d.positions() * d.Cq;
-  at::parallel_for(0, int64_t(d.N) * groups, grainRows(energyMacsPerGroup),
-                   [&](int64_t begin, int64_t end) {
-    for (int64_t group = begin; group < end; ++group) {
-      const int n = int(group / groups), y0 = int(group % groups) * kEnergyRows;
-      const T* q = query + int64_t(n) * d.Cq * plane;
-      const T* k = key + int64_t(n) * d.Cq * plane;
-      float* weights = workspace + n * imageWeights + y0 * rowBlock;
-      if (y0 + kEnergyRows <= d.H) {
-        energyRows<kEnergyRows>(q, k, d, y0, weights, rowBlock);
-      } else {
-        for (int y = y0; y < d.H; ++y) {
-          energyRows<1>(q, k, d, y, weights + (y - y0) * rowBlock, rowBlock);
+  const int64_t rows = int64_t(d.N) * d.H;                // pixel rows (n, y) of the batch
+  const int64_t band = crissCrossForwardBandRows(d);
+  const int blocks = (d.C + kCrissCrossChannelBlock - 1) / kCrissCrossChannelBlock;
+  for (int64_t r0 = 0; r0 < rows; r0 += band) {  // bands of pixel rows, their weights in workspace
+    const int64_t r1 = r0 + band < rows ? r0 + band : rows;
+    // Pass 1, per group of kEnergyRows pixel rows of one batch item: their attention weights
+    // [H+W, W] each, kept for pass 2. A group that would straddle an item or the band's end
+    // goes row by row.
+    constexpr int kEnergyRows = 4;
+    const int64_t energyMacsPerGroup = int64_t(kEnergyRows) * d.W * d.positions() * d.Cq;
+    at::parallel_for(0, (r1 - r0 + kEnergyRows - 1) / kEnergyRows, grainRows(energyMacsPerGroup),
+                     [&](int64_t begin, int64_t end) {
+      for (int64_t group = begin; group < end; ++group) {
+        const int64_t first = r0 + group * kEnergyRows;
+        const int64_t last = first + kEnergyRows < r1 ? first + kEnergyRows : r1;
+        const int n = int(first / d.H), y0 = int(first % d.H);
+        const T* q = query + int64_t(n) * d.Cq * plane;
+        const T* k = key + int64_t(n) * d.Cq * plane;
+        float* weights = workspace + (first - r0) * rowBlock;
+        if (last - first == kEnergyRows && y0 + kEnergyRows <= d.H) {
+          energyRows<kEnergyRows>(q, k, d, y0, weights, rowBlock);
+          continue;
+        }
+        for (int64_t row = first; row < last; ++row) {
+          const int64_t item = row / d.H;
+          energyRows<1>(query + item * d.Cq * plane, key + item * d.Cq * plane, d,
+                        int(row % d.H), workspace + (row - r0) * rowBlock, rowBlock);
         }
       }
-    }
-  });
-  // Pass 2, per (n, channel block, y), y innermost: a thread walks every row of one block of
-  // value planes, which its column parts read in full, so that block stays in L2 instead of all
-  // of value streaming from memory once per row.
-  const int blocks = (d.C + kCrissCrossChannelBlock - 1) / kCrissCrossChannelBlock;
-  const int64_t macsPerTask = int64_t(kCrissCrossChannelBlock) * d.W * d.positions();
-  at::parallel_for(0, int64_t(d.N) * blocks * d.H, grainRows(macsPerTask),
-                   [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int y = int(task % d.H);
-      const int block = int(task / d.H % blocks), n = int(task / d.H / blocks);
-      const int c0 = block * kCrissCrossChannelBlock;
-      const int channels = d.C - c0 < kCrissCrossChannelBlock ? d.C - c0 : kCrissCrossChannelBlock;
-      const int64_t offset = (int64_t(n) * d.C + c0) * plane;
-      gatherChannels(workspace + n * imageWeights + y * rowBlock, d.W, value + offset, channels,
-                     output + offset, d, y);
-    }
-  });
+    });
+    // Pass 2, per (channel block, pixel row), rows innermost: a thread walks the rows of one
+    // block of value planes, which their column parts read in full, so that block stays in L2
+    // instead of all of value streaming from memory once per row.
+    const int64_t bandRows = r1 - r0;
+    const int64_t macsPerTask = int64_t(kCrissCrossChannelBlock) * d.W * d.positions();
+    at::parallel_for(0, blocks * bandRows, grainRows(macsPerTask), [&](int64_t begin, int64_t end) {
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t row = r0 + task % bandRows;
+        const int n = int(row / d.H), y = int(row % d.H);
+        const int c0 = int(task / bandRows) * kCrissCrossChannelBlock;
+        const int channels =
+            d.C - c0 < kCrissCrossChannelBlock ? d.C - c0 : kCrissCrossChannelBlock;
+        const int64_t offset = (int64_t(n) * d.C + c0) * plane;
+        gatherChannels(workspace + (row - r0) * rowBlock, d.W, value + offset, channels,
+                       output + offset, d, y);
+      }
+    });
+  }
 }
 
 template <typename T>
