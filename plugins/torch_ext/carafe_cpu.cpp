@@ -8,7 +8,12 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Half.h>
 
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -21,6 +26,40 @@ namespace {
 
 constexpr int L = kPackLanes;
 using Pack = Lanes<FloatPack>;
+
+// Outputs at least this large are written with non-temporal (streaming) stores: the kernel never
+// reads them back, and a normal store first reads each line from memory (16 MiB of extra reads at
+// the CARAFE FPN size, which made two threads memory-bound). Smaller outputs stay in the cache for
+// the next op.
+constexpr int64_t kStreamOutputBytes = int64_t(4) << 20;
+
+// Stores one pack; streaming when asked and the address is aligned to the pack (the streaming
+// instructions require it). Only float outputs stream; fp16 ones convert lane by lane anyway.
+template <typename T>
+inline void storePack(T* p, FloatPack v, bool stream) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (stream && reinterpret_cast<uintptr_t>(p) % sizeof(FloatPack) == 0) {
+#if defined(__AVX512F__)
+      _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+      return;
+#elif defined(__AVX__)
+      _mm256_stream_ps(p, reinterpret_cast<__m256>(v));
+      return;
+#elif defined(__SSE__)
+      _mm_stream_ps(p, reinterpret_cast<__m128>(v));
+      return;
+#endif
+    }
+  }
+  Pack::store(p, v);
+}
+
+// Orders this thread's streaming stores before whatever follows the parallel region.
+inline void fenceStreamingStores() {
+#if defined(__SSE__)
+  _mm_sfence();
+#endif
+}
 
 // Zero-padded float copy of the features, [N*C, H + 2r, Wp] with Wp = ceil(W/L)*L + 2r: image
 // pixel (fy, fx) sits at (fy + r, fx + r). Every tap of every lane then reads memory: taps outside
@@ -86,11 +125,11 @@ inline __attribute__((always_inline)) void carafeAccumulate(const float* rows,
 // cases write lane by lane.
 template <int PB, typename T>
 inline void storePhases(const FloatPack (&acc)[PB], int p0, T* outPlane, const CarafeDims& d,
-                        int iy, int ix0, int valid) {
+                        int iy, int ix0, int valid, bool stream) {
   const int s = d.scaleFactor, outW = d.outW();
   if constexpr (PB == 1) {
     if (s == 1 && valid == L) {
-      Pack::store(outPlane + int64_t(iy) * outW + ix0, acc[0]);
+      storePack(outPlane + int64_t(iy) * outW + ix0, acc[0], stream);
       return;
     }
   }
@@ -103,8 +142,8 @@ inline void storePhases(const FloatPack (&acc)[PB], int p0, T* outPlane, const C
       }
       for (int dy = 0; dy < 2; ++dy) {
         T* out = outPlane + int64_t(iy * 2 + dy) * outW + ix0 * 2;
-        Pack::store(out, __builtin_shuffle(acc[2 * dy], acc[2 * dy + 1], low));
-        Pack::store(out + L, __builtin_shuffle(acc[2 * dy], acc[2 * dy + 1], high));
+        storePack(out, __builtin_shuffle(acc[2 * dy], acc[2 * dy + 1], low), stream);
+        storePack(out + L, __builtin_shuffle(acc[2 * dy], acc[2 * dy + 1], high), stream);
       }
       return;
     }
@@ -116,17 +155,35 @@ inline void storePhases(const FloatPack (&acc)[PB], int p0, T* outPlane, const C
   }
 }
 
+// Asks for the cache lines of the k window rows (L + 2r floats each) of `count` channels: the
+// next block's, while this one computes (they come from L2; waiting for them cost ~5%).
+inline void prefetchWindows(const float* rows, int count, int64_t channelStride, int Wp, int k) {
+  constexpr int kLineFloats = 64 / sizeof(float);
+  for (int b = 0; b < count; ++b) {
+    for (int i = 0; i < k; ++i) {
+      const float* row = rows + b * channelStride + int64_t(i) * Wp;
+      for (int x = 0; x < L + k - 1; x += kLineFloats) __builtin_prefetch(row + x);
+      __builtin_prefetch(row + L + k - 2);
+    }
+  }
+}
+
 template <int CB, int PB, typename T>
 inline void carafeChannels(int c0, int c1, const float* padded, int64_t paddedPlane, int Wp,
                            const float* maskBlock, int p0, T* output, const CarafeDims& d, int n,
-                           int iy, int ix0, int valid) {
+                           int iy, int ix0, int valid, bool stream) {
+  const int64_t windowOffset = int64_t(iy) * Wp + ix0;
   for (int c = c0; c + CB <= c1; c += CB) {
     FloatPack acc[CB][PB];
     const int64_t plane = int64_t(n) * d.C + c;
-    carafeAccumulate<CB, PB>(padded + plane * paddedPlane + int64_t(iy) * Wp + ix0, paddedPlane,
-                             Wp, d.kernelSize, maskBlock, acc);
+    if (c + 2 * CB <= c1) {
+      prefetchWindows(padded + (plane + CB) * paddedPlane + windowOffset, CB, paddedPlane, Wp,
+                      d.kernelSize);
+    }
+    carafeAccumulate<CB, PB>(padded + plane * paddedPlane + windowOffset, paddedPlane, Wp,
+                             d.kernelSize, maskBlock, acc);
     for (int b = 0; b < CB; ++b) {
-      storePhases<PB>(acc[b], p0, output + (plane + b) * d.outPlane(), d, iy, ix0, valid);
+      storePhases<PB>(acc[b], p0, output + (plane + b) * d.outPlane(), d, iy, ix0, valid, stream);
     }
   }
 }
@@ -134,7 +191,7 @@ inline void carafeChannels(int c0, int c1, const float* padded, int64_t paddedPl
 // Output rows iy*s .. iy*s + s-1 of every channel, for the low-res rows [begin, end) of (n, iy).
 template <int PB, typename T>
 void carafeForwardRows(int64_t begin, int64_t end, const float* padded, int Hp, int Wp,
-                       const T* masks, T* output, const CarafeDims& d) {
+                       const T* masks, T* output, const CarafeDims& d, bool stream) {
   constexpr int CB = channelBlock<PB>();
   const int s = d.scaleFactor, taps = d.taps(), cpg = d.channelsPerGroup(), outW = d.outW();
   const int64_t paddedPlane = int64_t(Hp) * Wp, outPlane = d.outPlane();
@@ -159,13 +216,14 @@ void carafeForwardRows(int64_t begin, int64_t end, const float* padded, int Hp, 
           }
           const int c0 = g * cpg, c1 = c0 + cpg, blocked = c0 + cpg / CB * CB;
           carafeChannels<CB, PB>(c0, blocked, padded, paddedPlane, Wp, maskBlock.data(), p0,
-                                 output, d, n, iy, ix0, valid);
+                                 output, d, n, iy, ix0, valid, stream);
           carafeChannels<1, PB>(blocked, c1, padded, paddedPlane, Wp, maskBlock.data(), p0,
-                                output, d, n, iy, ix0, valid);
+                                output, d, n, iy, ix0, valid, stream);
         }
       }
     }
   }
+  if (stream) fenceStreamingStores();
 }
 
 }  // namespace
@@ -182,16 +240,17 @@ void carafeForwardCpu(const T* features, const T* masks, T* output, const Carafe
   std::unique_ptr<float[]> padded(new float[size_t(d.N) * d.C * Hp * Wp]);
   padFeatures(features, padded.get(), d, Hp, Wp);
   const int64_t macsPerRow = int64_t(d.C) * d.outW() * d.scaleFactor * d.taps();
+  const bool stream = int64_t(d.N) * d.C * d.outPlane() * int64_t(sizeof(T)) >= kStreamOutputBytes;
   at::parallel_for(0, int64_t(d.N) * d.H, grainRows(macsPerRow), [&](int64_t begin, int64_t end) {
     switch (phaseBlock(d.scaleFactor)) {
       case 4:
-        carafeForwardRows<4>(begin, end, padded.get(), Hp, Wp, masks, output, d);
+        carafeForwardRows<4>(begin, end, padded.get(), Hp, Wp, masks, output, d, stream);
         break;
       case 3:
-        carafeForwardRows<3>(begin, end, padded.get(), Hp, Wp, masks, output, d);
+        carafeForwardRows<3>(begin, end, padded.get(), Hp, Wp, masks, output, d, stream);
         break;
       default:
-        carafeForwardRows<1>(begin, end, padded.get(), Hp, Wp, masks, output, d);
+        carafeForwardRows<1>(begin, end, padded.get(), Hp, Wp, masks, output, d, stream);
     }
   });
 }

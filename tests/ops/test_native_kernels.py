@@ -140,6 +140,20 @@ def test_carafe_matches_reference_at_larger_shapes(ext, shape):
                  "carafe vs reference")
 
 
+@pytest.mark.parametrize("shape", [(1, 37, 100, 76, 3, 1, 2), (1, 36, 200, 150, 3, 2, 1)])
+def test_carafe_streamed_outputs_match_the_reference(ext, shape):
+    """Float outputs of 4 MiB or more are written with streaming stores where a pack is aligned
+    (kStreamOutputBytes, carafe_cpu.cpp): rows whose start is not aligned (W*s not a multiple of
+    the pack), channel-block tails (C = 37, 18 per group) and short row tails in the same call."""
+    from attn_deploy.ops import carafe_reference
+    n, c, h, w, k, g, s = shape
+    assert n * c * h * s * w * s * 4 >= 4 << 20  # else this tests the cached stores again
+    f, m = rand(n, c, h, w, seed=50), rand(n, g * k * k, h * s, w * s, seed=51).softmax(1)
+    expected = carafe_reference(f, m, k, g, s)
+    assert_close(poisoned(expected, ext.carafe_forward, f, m, k, g, s), expected, 1e-5,
+                 "carafe streamed vs reference")
+
+
 def test_carafe_float16_accumulates_in_float32(ext):
     n, c, h, w, k, g, s = 2, 8, 6, 10, 5, 2, 2
     f, m = rand(n, c, h, w, seed=6, dtype=torch.float16), rand(n, g * k * k, h * s, w * s, seed=7,
