@@ -11,8 +11,11 @@ them when a model mixes configurations):
   where ``window`` holds the k feature rows y-r..y+r over the tile's T+2r columns (channels
   last) and ``masks_band`` places each pixel's k*k mask values at columns o = t + j of its rows
   (zeros elsewhere; built with one more tiny MatMul against a constant 0/1 tensor). The
+  windows come from one Gather of pixel rows (C/G floats each) of the zero-padded, channels-last
+  features, with indices (y + i) * Wp + tile * T + o computed from the shapes. The
   multiply-adds run in MatMul at (T+2r)/k times the op's own FLOPs; the windows are k*(T+2r)/T
-  times the features; W is padded up to a multiple of T and the padding sliced off at the end.
+  times the features; W is padded up to a multiple of T and the padding sliced off at the end
+  (skipped by an If when there is none and G = 1).
 - ``shift``: nearest-upsample the padded features (Resize), then per tap a shifted Slice times
   its mask channel, accumulated with Add: 3*k*k passes over full-resolution tensors. Cheapest
   for k = 1 (one Resize and one Mul).
@@ -22,13 +25,20 @@ attn_deploy.ops.benchmark --bodies`` times the bodies side by side): ORT's Trans
 only when it moves one axis (fastest when the moved axis' inner block is one element), and ORT
 merges consecutive Transposes into one general permutation, which ran 10-50x slower than a
 copy. So the GEMM batch is (N, G, H, sy, tile), and its output [N, G, H, sy, tile, T*s, C/G]
-needs one single-axis Transpose (channels out) to be the result. Slower variants measured: sy
-inside the GEMM rows (a second Transpose: 1.2x slower kept apart, 2x when ORT merged the two),
-channels-first windows (C/G as GEMM rows: a faster MatMul, but dearer windows; 1.2x slower),
-T=4 and T=16 (1.1-1.4x slower than T=8). At the CARAFE FPN size (features 1x256x64x64, k=5,
-G=1, s=2) ``band`` beat ``shift`` 2.5x (k=3) to 7x (k=5, s=4) and the previous unfold body (all
-k*k taps gathered channels-last, 25x the features, then a 7-D Transpose) 4-6x; ``shift`` wins
-for k=1 only.
+needs one single-axis Transpose (channels out) to be the result. MatMul, Gather and Transpose
+use ORT's threads; Slice, Concat and Pad run on one, and every op's output is a fresh copy
+(Reshape aside, but not in or after an If), so the body keeps copies of full-size tensors few.
+At the CARAFE FPN size (features 1x256x64x64, k=5, G=1, s=2; one thread, CPU time): MatMul
+10.5 ms, output Transpose 4.5, window Gather 3.8, mask band 2.2, the rest 1.5. Slower variants
+measured: windows as k row Slices joined by Concat (the previous body: 6 ms of copies on one
+thread instead of the Gather's 3.8 on all), sy inside the GEMM rows (a second Transpose: 1.2x
+slower kept apart, 2x when ORT merged the two), channels-first windows (C/G as GEMM rows: the
+MatMul takes half the time, but building [C/G, (i, o)] windows costs as much as it saves: a
+Concat of (T+2r)-float pieces 2.5x the Gather, or a Transpose of the windows 1.3x), the MatMul
+with its window operand transposed (FusedMatMul transA: 1.4x slower), T=4, 6, 12 and 16
+(1.05-1.4x slower than T=8). At the CARAFE FPN size ``band`` beat ``shift`` 2.5x (k=3) to 7x
+(k=5, s=4) and the unfold body before it (all k*k taps gathered channels-last, 25x the
+features, then a 7-D Transpose) 4-6x; ``shift`` wins for k=1 only.
 """
 from __future__ import annotations
 
@@ -36,8 +46,7 @@ import numpy as np
 from onnx import FunctionProto, numpy_helper
 
 from attn_deploy.op_contract import CARAFE, DOMAIN, DOMAIN_VERSION
-from attn_deploy.ops.onnx_functions import (INT64_MAX, Body, make_function, node_schema,
-                                            shifted_slice_ends)
+from attn_deploy.ops.onnx_functions import Body, make_function, node_schema, shifted_slice_ends
 
 SCHEMA = node_schema(CARAFE)
 
@@ -59,9 +68,10 @@ def _output_shape(b: Body, x: str, m: str) -> str:
     return b.op("Concat", b.op("Shape", x, end=2), b.op("Shape", m, start=2), axis=0)
 
 
-def shift_body(b: Body, x: str, m: str, k: int, g: int, s: int) -> str:
+def shift_body(b: Body, x: str, m: str, k: int, g: int, s: int, nested: bool = False) -> str:
     """features [N, C, H, W], masks [N, G*k*k, sH, sW] -> [N, C, sH, sW], one shifted
-    multiply-add per tap over the upsampled features (module docstring)."""
+    multiply-add per tap over the upsampled features (module docstring); no If of its own, so
+    ``nested`` changes nothing."""
     r = (k - 1) // 2
     xp = b.op("Pad", x, b.ints(0, 0, r, r, 0, 0, r, r)) if r else x
     if s > 1:  # the r zero rows/cols upsample to the s*r zeros the shifted taps need
@@ -107,38 +117,74 @@ def _band_matrix(b: Body, m: str, x: str, k: int, g: int, s: int, tile: int, nt:
                                     b.ints(tile * s, k * length), axis=0))
 
 
-def band_body(b: Body, x: str, m: str, k: int, g: int, s: int, tile: int = TILE) -> str:
+def _window_indices(b: Body, x: str, wp: str, k: int, tile: int, nt: str) -> str:
+    """[H, nt, k, L] int64: row index into the padded pixels [(H+2r) * Wp] of the window of
+    output row y and tile: (y + i) * Wp + tile * T + o."""
+    length = tile + k - 1
+    zero, one = b.scalar_int(0), b.scalar_int(1)
+    height = b.op("Squeeze", b.dim(x, 2), b.ints(0))
+    rows = b.op("Reshape", b.op("Range", zero, height, one), b.ints(-1, 1, 1, 1))
+    taps = b.op("Constant", value=numpy_helper.from_array(
+        np.arange(k, dtype=np.int64).reshape(1, 1, k, 1)))
+    rows = b.op("Mul", b.op("Add", rows, taps), wp)                # [H, 1, k, 1]
+    starts = b.op("Reshape", b.op("Range", zero, b.op("Squeeze", b.op("Mul", nt, b.ints(tile)), b.ints(0)),
+                                  b.scalar_int(tile)), b.ints(1, -1, 1, 1))
+    offsets = b.op("Constant", value=numpy_helper.from_array(
+        np.arange(length, dtype=np.int64).reshape(1, 1, 1, length)))
+    return b.op("Add", rows, b.op("Add", starts, offsets))
+
+
+def _channels_first(b: Body, out: str, x: str, m: str, g: int, extra: str,
+                    nested: bool) -> str:
+    """MatMul result [N, G, H, s, nt, T*s, C/G] -> [N, C, sH, sW]: one Transpose, then a Slice
+    (a copy of the whole output) to drop the padding columns. With G = 1, an If skips the Slice
+    when W is a multiple of T; its branches end in the Transpose that writes the result, as a
+    branch that ends in any other op (Identity, Reshape) or an op after the If copies it. Not
+    inside another If (``nested``, a model mixing configurations): ONNX Runtime 1.32 inlines a
+    branch whose condition it folds, and then loses the names an inner If's branches read."""
+    width = b.op("Shape", m, start=3, end=4)
+    if g > 1 or nested:
+        moved = b.op("Transpose", out, perm=[0, 1, 6, 2, 3, 4, 5])  # [N, G, C/G, H, s, nt, Ts]
+        moved = b.op("Reshape", moved, b.op("Concat", b.op("Shape", x, end=2),
+                                            b.op("Shape", m, start=2, end=3), b.ints(-1),
+                                            axis=0))               # [N, C, sH, nt*Ts]
+        return b.op("Slice", moved, b.ints(0), width, b.ints(3))
+    rows = b.op("Reshape", out, b.op("Concat", b.dim(x, 0), b.op("Shape", m, start=2, end=3),
+                                     b.ints(-1), b.dim(x, 1), axis=0))  # [N, sH, nt*Ts, C]
+    whole, padded = Body(b.counter), Body(b.counter)
+    whole_out = whole.op("Transpose", rows, perm=[0, 3, 1, 2])     # [N, C, sH, nt*Ts]
+    padded_out = padded.op("Slice", padded.op("Transpose", rows, perm=[0, 3, 1, 2]),
+                           padded.ints(0), width, padded.ints(3))
+    return b.op("If", b.op("Equal", b.op("Squeeze", extra, b.ints(0)), b.scalar_int(0)),
+                then_branch=whole.subgraph("whole_tiles", whole_out),
+                else_branch=padded.subgraph("padded_tiles", padded_out))
+
+
+def band_body(b: Body, x: str, m: str, k: int, g: int, s: int, nested: bool = False,
+              tile: int = TILE) -> str:
     """features [N, C, H, W], masks [N, G*k*k, sH, sW] -> [N, C, sH, sW] as banded MatMuls
-    over tiles of ``tile`` columns (module docstring)."""
+    over tiles of ``tile`` columns (module docstring); ``nested``: built in an If branch."""
     r = (k - 1) // 2
     tile = max(tile, 2 * r)  # the halo of a tile must come from the next tile alone
+    length = tile + 2 * r
     w = b.dim(x, 3)
     nt = b.op("Div", b.op("Add", w, b.ints(tile - 1)), b.ints(tile))  # ceil(W / T) tiles
     extra = b.op("Sub", b.op("Mul", nt, b.ints(tile)), w)              # padding up to nt*T
     xh = b.op("Transpose", b.op("Reshape", x, b.op("Concat", b.dim(x, 0), b.ints(g, -1),
                                                    b.op("Shape", x, start=2), axis=0)),
               perm=[0, 1, 3, 4, 2])                                # [N, G, H, W, C/G]
-    # r zero rows above and below; r zero columns left, and right up to (nt + 1) * T columns
-    pads = b.op("Concat", b.ints(0, 0, r, r, 0, 0, 0, r), b.op("Add", extra, b.ints(tile - r)),
+    # r zero rows above and below; r zero columns left, and right up to nt * T + 2r columns
+    pads = b.op("Concat", b.ints(0, 0, r, r, 0, 0, 0, r), b.op("Add", extra, b.ints(r)),
                 b.ints(0), axis=0)
-    xh = b.op("Pad", xh, pads)                                     # [N, G, H+2r, (nt+1)*T, C/G]
-    tiles = b.op("Reshape", xh, b.op("Concat", b.ints(0, 0, 0, -1, tile),
-                                     b.op("Shape", xh, start=4), axis=0))
-    win = b.slice(tiles, [0], [-1], [3])                           # [N, G, H+2r, nt, T, C/G]
-    if r:  # each tile's 2r halo columns are the first of the next tile
-        win = b.op("Concat", win, b.slice(tiles, [1, 0], [INT64_MAX, 2 * r], [3, 4]), axis=4)
-    win = b.op("Unsqueeze", win, b.ints(4))                        # [N, G, H+2r, nt, 1, L, C/G]
-    if k > 1:
-        win = b.op("Concat", *[b.slice(win, [i], [shifted_slice_ends(i, 2 * r)], [2])
-                               for i in range(k)], axis=4)         # [N, G, H, nt, k, L, C/G]
-    win = b.op("Unsqueeze", b.op("Reshape", win, b.ints(0, 0, 0, 0, k * (tile + 2 * r), -1)),
+    xh = b.op("Pad", xh, pads)                                     # [N, G, H+2r, Wp, C/G]
+    pixels = b.op("Reshape", xh, b.op("Concat", b.ints(0, 0, -1), b.op("Shape", xh, start=4),
+                                      axis=0))                     # [N, G, (H+2r)*Wp, C/G]
+    rows = _window_indices(b, x, b.op("Squeeze", b.dim(xh, 3), b.ints(0)), k, tile, nt)
+    win = b.op("Gather", pixels, rows, axis=2)                     # [N, G, H, nt, k, L, C/G]
+    win = b.op("Unsqueeze", b.op("Reshape", win, b.ints(0, 0, 0, 0, k * length, -1)),
                b.ints(3))                                          # [N, G, H, 1, nt, kL, C/G]
     band = _band_matrix(b, m, x, k, g, s, tile, nt, extra)        # [N, G, H, s, nt, Ts, kL]
-    out = b.op("Transpose", b.op("MatMul", band, win),
-               perm=[0, 1, 6, 2, 3, 4, 5])                         # [N, G, C/G, H, s, nt, Ts]
-    out = b.op("Reshape", out, b.op("Concat", b.op("Shape", x, end=2),
-                                    b.op("Shape", m, start=2, end=3), b.ints(-1), axis=0))
-    return b.op("Slice", out, b.ints(0), b.op("Shape", m, start=3, end=4), b.ints(3))
+    return _channels_first(b, b.op("MatMul", band, win), x, m, g, extra, nested)
 
 
 BODIES = {"band": band_body, "shift": shift_body}
@@ -155,7 +201,8 @@ def carafe_function(configs: list[tuple[int, int, int]], opset: int,
     def dispatch(b: Body, todo: list[tuple[int, int, int]], attrs: list[str]) -> str:
         cfg = todo[0]
         if len(todo) == 1:
-            return BODIES[kind or body_kind(*cfg)](b, "features", "masks", *cfg)
+            return BODIES[kind or body_kind(*cfg)](b, "features", "masks", *cfg,
+                                                   nested=len(configs) > 1)
         same = [b.op("Equal", a, b.scalar_int(v)) for a, v in zip(attrs, cfg)]
         cond = b.op("And", b.op("And", same[0], same[1]), same[2])
         then_b, else_b = Body(b.counter), Body(b.counter)

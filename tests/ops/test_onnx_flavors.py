@@ -125,7 +125,10 @@ def test_plain_flavor_is_the_inlined_decomposition(single, mixed, tmp_path):
     for proto, m in ((plain, model), (from_default, mixed[0])):
         assert not custom(proto) and not proto.functions
         assert DOMAIN not in {o.domain for o in proto.opset_import}
-        assert "If" not in {n.op_type for n in proto.graph.node}  # one body per node
+        # one body per node: no If dispatching on the attributes, only the band bodies' own
+        ifs = [n for n in proto.graph.node if n.op_type == "If"]
+        assert all({a.g.name for a in n.attribute} == {"whole_tiles", "padded_tiles"}
+                   for n in ifs)
         onnx.checker.check_model(proto, full_check=True)
         check_parity(proto, m, runners=("ort",))
 
@@ -160,8 +163,9 @@ def carafe_model(cfg, kind=None, dtype=TensorProto.FLOAT):
 # s = 1 to 4
 CARAFE_CONFIGS = [(1, 1, 1), (1, 2, 3), (3, 1, 2), (3, 2, 3), (5, 1, 2), (5, 4, 1), (7, 1, 2),
                   (5, 2, 4), (9, 1, 2)]
-# (N, C, H, W): one tile and several (W up to 19, a partial last tile), 1x1, batch 2, odd sizes
-CARAFE_SHAPES = [(2, 8, 5, 6), (1, 4, 1, 1), (1, 4, 2, 9), (2, 8, 7, 19)]
+# (N, C, H, W): one tile and several (W up to 19, a partial last tile; W = 16, whole tiles: the
+# band body's If skips its Slice), 1x1, batch 2, odd sizes
+CARAFE_SHAPES = [(2, 8, 5, 6), (1, 4, 1, 1), (1, 4, 2, 9), (2, 8, 7, 19), (1, 4, 3, 16)]
 
 
 def carafe_inputs(n, c, h, w, cfg):
@@ -198,6 +202,38 @@ def test_default_carafe_body_runs_in_onnx_reference(cfg):
         f, m = carafe_inputs(*shape, cfg)
         (y,) = run(None, {"features": f.numpy(), "masks": m.numpy()})
         assert rel_l2(y, carafe_reference(f, m, *cfg).numpy()) <= 1e-6, shape
+
+
+@pytest.mark.parametrize("cfg", [(5, 1, 2), (3, 1, 3)])
+def test_band_body_with_static_shapes_matches_the_reference(cfg):
+    """Shapes known when the session is made: ONNX Runtime folds the If that skips the Slice
+    (W a multiple of the tile) or keeps it (W = 13) and inlines the chosen branch."""
+    k, g, s = cfg
+    for n, c, h, w in [(1, 4, 3, 16), (1, 4, 3, 13)]:
+        model = carafe_model(cfg)
+        for value, dims in zip(list(model.graph.input) + list(model.graph.output),
+                               [(n, c, h, w), (n, g * k * k, s * h, s * w), (n, c, s * h, s * w)]):
+            for dim, size in zip(value.type.tensor_type.shape.dim, dims):
+                dim.dim_value = size
+        f, m = carafe_inputs(n, c, h, w, cfg)
+        (y,) = ort.InferenceSession(model.SerializeToString()).run(
+            None, {"features": f.numpy(), "masks": m.numpy()})
+        assert rel_l2(y, carafe_reference(f, m, *cfg).numpy()) <= 1e-6, (n, c, h, w)
+
+
+def test_mixed_carafe_configs_match_the_reference():
+    """A model mixing configurations dispatches with an If on the attributes; the band bodies
+    in its branches keep their Slice (no If inside an If: see onnx_carafe._channels_first)."""
+    configs = [(5, 1, 2), (3, 1, 2)]
+    for cfg in configs:
+        k, g, s = cfg
+        model = single_node_model(carafe_function(configs, 18),
+                                  dict(kernel_size=k, group_size=g, scale_factor=s))
+        session = ort.InferenceSession(model.SerializeToString())
+        for shape in [(1, 4, 3, 16), (1, 4, 2, 9)]:
+            f, m = carafe_inputs(*shape, cfg)
+            (y,) = session.run(None, {"features": f.numpy(), "masks": m.numpy()})
+            assert rel_l2(y, carafe_reference(f, m, *cfg).numpy()) <= 1e-6, (cfg, shape)
 
 
 def test_carafe_band_body_in_float16():
