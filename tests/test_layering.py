@@ -1,6 +1,7 @@
 """Layering of the package, read from its source: the command line sits on top (nothing below
 imports ``attn_deploy.cli``), and the block metadata of an exported file has one writer
-(``export_block``) and one reader (``registry.spec_from_onnx``)."""
+(``export_block``) and one reader (``registry.spec_from_onnx``); its recorded sizes, one module
+(``shape_record``)."""
 import ast
 from pathlib import Path
 
@@ -45,3 +46,9 @@ def test_block_metadata_keys_have_one_writer_and_one_reader():
                for n in ast.walk(tree)):
             where.add(path)
     assert sorted(where) == ["attn_deploy/export/onnx_export.py", "attn_deploy/modules/registry.py"]
+
+
+def test_the_shape_record_key_lives_in_one_module():
+    where = sorted({path for path, tree in _modules() for n in ast.walk(tree)
+                    if isinstance(n, ast.Constant) and n.value == "attn_deploy_shapes"})
+    assert where == ["attn_deploy/shape_record.py"]

@@ -143,26 +143,21 @@ def _validate_block_golden(key: str, workdir: Path, flavor: str, golden, runtime
 
 
 def _block_shapes_from_metadata(path: str) -> list[dict]:
-    """Default and alternate shapes of the block a file was exported from (its metadata)."""
-    import onnx
-
-    from attn_deploy.backends.tensorrt.profiles import recorded_shapes
+    """Input shapes at the default and the alternate sizes of the block a file was exported
+    from (the sizes it records; for older files, its block's spec), on the graph's own axes."""
+    from attn_deploy.backends.tensorrt.profiles import model_inputs
     from attn_deploy.onnx_file import read_onnx_file
+    from attn_deploy.shape_record import block_shape_record
 
     proto = read_onnx_file(path, load_weights=False)
     try:
-        record = recorded_shapes(proto)
+        record = block_shape_record(proto)
     except AttnDeployError as exc:
         raise AttnDeployError(f"{path}: {exc}; give --shapes") from None
-    if record is not None:  # no registry (and no torch) needed
-        return [{n: tuple(v) for n, v in record[part].items()}
-                for part in ("default", "alternate")]
-    from attn_deploy.modules.registry import spec_from_onnx  # the export side
-    s = spec_from_onnx(proto)
-    if s is None:
+    if record is None:
         raise AttnDeployError(f"{path}: not exported by attn_deploy export; give --shapes, "
                               "e.g. --shapes x:1x64x32x32")
-    return [s.shapes(**s.dims), s.shapes(**s.alternate_dims())]
+    return record.shape_sets(model_inputs(proto), path)
 
 
 def add_commands(sub) -> None:

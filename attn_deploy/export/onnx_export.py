@@ -31,6 +31,7 @@ from attn_deploy.export.flavors import FLAVORS, apply_flavor, custom_translation
 from attn_deploy.export.second_shape import (check_second_shape, eager_runs, example_dims,
                                              second_dims, second_shape_inputs)
 from attn_deploy.export.shape_guards import DeclaredDim, GuardLog, check_exported_dims
+from attn_deploy.shape_record import SHAPES_KEY, ShapeRecord
 
 DEFAULT_OPSET = 18
 
@@ -269,10 +270,12 @@ def export_block(key: str, path: str | Path, *, model: nn.Module | None = None,
     if not static and second_shape_check:
         alt = second_dims(s.check_dims(dims), s.multiples, s.min_dims, s.max_dims)
         check = example_inputs(key, seed=1, config=kwargs, **alt)
-    from attn_deploy.backends.tensorrt.profiles import SHAPES_KEY, shapes_metadata
+    # two records of the block, for two readers (see attn_deploy/shape_record.py): the block
+    # and its arguments for the export side (spec_from_onnx, with PyTorch), its sizes for the
+    # runtime side (no PyTorch, no registry)
     meta = {"attn_deploy_block": key,
             "attn_deploy_config": json.dumps(kwargs, sort_keys=True, default=str),
-            SHAPES_KEY: shapes_metadata(s)}
+            SHAPES_KEY: ShapeRecord.of_spec(s).to_json()}
     return export_onnx(model, inputs, path, input_names=list(s.inputs),
                        output_names=list(s.outputs),
                        dynamic_axes=None if static else s.dynamic_axes(), opset=opset,

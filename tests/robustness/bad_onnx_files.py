@@ -40,7 +40,7 @@ def _huge_metadata(proto):
     for p in proto.metadata_props:
         if p.key == "attn_deploy_shapes":
             record = json.loads(p.value)
-            record["default"] = {n: [4096, 4096, 4096, 4096] for n in record["default"]}
+            record["dims"] = {s: 4096 for s in record["dims"]}
             p.value = json.dumps(record)
 
 

@@ -1,20 +1,21 @@
 """Optimization profiles (min/opt/max input shapes) for an ONNX model's dynamic dims.
 
-For a model exported from a registered block, the ranges come from the block's spec (stored in
-the model's metadata by ``export_block``): per dim symbol, min = the spec's minimum (1 by
-default), opt = the default size, max = the spec's maximum, else max(2 x default, default + 4
-multiples); multiples are respected, and every size the validation harness uses (default and
-alternate dims) lies inside. Any input's min/opt/max can be given explicitly
-(``{"x": (1, 64, 32, 32)}``), which wins over the spec. Static inputs get their fixed shape.
+For a model exported from a registered block, the ranges come from the sizes the file records
+(:mod:`attn_deploy.shape_record`; for older files, the block's spec): per dim symbol, min = the
+spec's minimum (1 by default), opt = the default size, max = the spec's maximum, else
+max(2 x default, default + 4 multiples); multiples are respected, and every size the validation
+harness uses (default and alternate dims) lies inside. Which axes are dynamic is what the graph
+says. Any input's min/opt/max can be given explicitly (``{"x": (1, 64, 32, 32)}``), which wins
+over the record. Static inputs get their fixed shape.
 """
 from __future__ import annotations
 
-import json
 from typing import Mapping
 
 import onnx
 
 from attn_deploy.errors import AttnDeployError
+from attn_deploy.shape_record import ShapeRecord, block_shape_record
 
 Shape = tuple[int, ...]
 Profile = dict[str, tuple[Shape, Shape, Shape]]  # input -> (min, opt, max)
@@ -29,7 +30,7 @@ def model_inputs(proto: onnx.ModelProto) -> dict[str, tuple]:
 
 
 def symbol_ranges(spec) -> dict[str, tuple[int, int, int]]:
-    """(min, opt, max) per dim symbol of a BlockSpec."""
+    """(min, opt, max) per dim symbol of a BlockSpec or a file's ShapeRecord."""
     ranges = {}
     for s in spec.symbols:
         d, m = spec.dims[s], spec.multiples.get(s, 1)
@@ -39,52 +40,6 @@ def symbol_ranges(spec) -> dict[str, tuple[int, int, int]]:
         hi = hi // m * m
         ranges[s] = (min(lo, d), d, max(hi, d))
     return ranges
-
-
-SHAPES_KEY = "attn_deploy_shapes"
-
-
-def shapes_metadata(spec) -> str:
-    """What export_block records so that the runtime side (no torch, no registry) knows a
-    block's shapes: input templates, default and alternate shapes, and per symbol
-    (min, opt, max)."""
-    return json.dumps({"inputs": {n: list(t) for n, t in spec.inputs.items()},
-                       "default": {n: list(v) for n, v in spec.shapes(**spec.dims).items()},
-                       "alternate": {n: list(v) for n, v in
-                                     spec.shapes(**spec.alternate_dims()).items()},
-                       "ranges": {k: list(v) for k, v in symbol_ranges(spec).items()}},
-                      sort_keys=True)
-
-
-def recorded_shapes(proto: onnx.ModelProto) -> dict | None:
-    """The ``shapes_metadata`` record of an exported block, or None (not an attn_deploy block
-    export, or one from before the record existed)."""
-    meta = {p.key: p.value for p in proto.metadata_props}
-    if SHAPES_KEY not in meta:
-        return None
-    try:
-        record = json.loads(meta[SHAPES_KEY])
-        for part in ("inputs", "default", "alternate", "ranges"):
-            if not isinstance(record[part], dict):
-                raise ValueError(part)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise AttnDeployError(f"unreadable {SHAPES_KEY} metadata ({exc})") from None
-    return record
-
-
-def _templates_and_ranges(proto: onnx.ModelProto, spec):
-    """(input templates, symbol ranges) from ``spec``, else from the file's shape record, else
-    from the block registry (the export side); ({}, {}) for a file that is none of these."""
-    if spec is None:
-        record = recorded_shapes(proto)
-        if record is not None:
-            return ({n: tuple(t) for n, t in record["inputs"].items()},
-                    {k: tuple(v) for k, v in record["ranges"].items()})
-        from attn_deploy.modules.registry import spec_from_onnx
-        spec = spec_from_onnx(proto)
-    if spec is None:
-        return {}, {}
-    return dict(spec.inputs), symbol_ranges(spec)
 
 
 def profile_for_model(proto: onnx.ModelProto, *, min_shapes: Mapping[str, Shape] | None = None,
@@ -99,11 +54,10 @@ def profile_for_model(proto: onnx.ModelProto, *, min_shapes: Mapping[str, Shape]
         if unknown:
             raise AttnDeployError(f"--{kind} names {sorted(unknown)}, which are not inputs of "
                                   f"the model; inputs: {list(inputs)}")
-    templates, ranges = _templates_and_ranges(proto, spec)
-    for name, template in templates.items():  # the spec's symbols are the export's dim names
-        if name in inputs and len(template) == len(inputs[name]):
-            inputs[name] = tuple(t if isinstance(t, str) else d
-                                 for t, d in zip(template, inputs[name]))
+    # the graph's dim names are the symbols (a --static export has none); the sizes come from
+    # the given spec, else from the file (attn_deploy.shape_record)
+    record = ShapeRecord.of_spec(spec) if spec is not None else block_shape_record(proto)
+    ranges = {} if record is None else symbol_ranges(record)
     profile: Profile = {}
     for name, dims in inputs.items():
         shapes = []
