@@ -188,6 +188,26 @@ inline void carafeChannels(int c0, int c1, const float* padded, int64_t paddedPl
   }
 }
 
+// The [phase][tap][lane] mask block of s = 2 and a whole pack: phase (dy, dx) of lane l is
+// column 2l + dx of output row dy, so each tap's two rows (2L floats each) load as four packs and
+// split into even and odd columns by shuffles. rows = &masks[n, g*k*k, 2*iy, 2*ix0].
+template <typename T>
+inline void loadMaskPairs(const T* rows, int outW, int taps, int64_t tapStride, float* block) {
+  IntPack even, odd;
+  for (int l = 0; l < L; ++l) {
+    even[l] = 2 * l;
+    odd[l] = 2 * l + 1;
+  }
+  for (int t = 0; t < taps; ++t) {
+    for (int dy = 0; dy < 2; ++dy) {
+      const T* row = rows + t * tapStride + int64_t(dy) * outW;
+      const FloatPack a = Pack::load(row), b = Pack::load(row + L);
+      Pack::store(block + (size_t(2 * dy) * taps + t) * L, __builtin_shuffle(a, b, even));
+      Pack::store(block + (size_t(2 * dy + 1) * taps + t) * L, __builtin_shuffle(a, b, odd));
+    }
+  }
+}
+
 // Output rows iy*s .. iy*s + s-1 of every channel, for the low-res rows [begin, end) of (n, iy).
 template <int PB, typename T>
 void carafeForwardRows(int64_t begin, int64_t end, const float* padded, int Hp, int Wp,
@@ -204,14 +224,19 @@ void carafeForwardRows(int64_t begin, int64_t end, const float* padded, int Hp, 
         const int valid = d.W - ix0 < L ? d.W - ix0 : L;
         for (int p0 = 0; p0 < s * s; p0 += PB) {
           // Each mask value is read once: [phase][tap][lane], zero in lanes past W.
-          for (int p = 0; p < PB; ++p) {
-            const int dy = (p0 + p) / s, dx = (p0 + p) % s;
-            const T* at = groupMasks + int64_t(iy * s + dy) * outW + int64_t(ix0) * s + dx;
-            for (int t = 0; t < taps; ++t) {
-              float* to = maskBlock.data() + (size_t(p) * taps + t) * L;
-              const T* from = at + t * outPlane;
-              for (int l = 0; l < valid; ++l) to[l] = toFloat(from[l * s]);
-              std::fill(to + valid, to + L, 0.f);
+          if (PB == 4 && s == 2 && valid == L) {
+            loadMaskPairs(groupMasks + int64_t(iy) * 2 * outW + int64_t(ix0) * 2, outW, taps,
+                          outPlane, maskBlock.data());
+          } else {
+            for (int p = 0; p < PB; ++p) {
+              const int dy = (p0 + p) / s, dx = (p0 + p) % s;
+              const T* at = groupMasks + int64_t(iy * s + dy) * outW + int64_t(ix0) * s + dx;
+              for (int t = 0; t < taps; ++t) {
+                float* to = maskBlock.data() + (size_t(p) * taps + t) * L;
+                const T* from = at + t * outPlane;
+                for (int l = 0; l < valid; ++l) to[l] = toFloat(from[l * s]);
+                std::fill(to + valid, to + L, 0.f);
+              }
             }
           }
           const int c0 = g * cpg, c1 = c0 + cpg, blocked = c0 + cpg / CB * CB;
