@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -61,29 +60,55 @@ inline void fenceStreamingStores() {
 #endif
 }
 
-// Zero-padded float copy of the features, [N*C, H + 2r, Wp] with Wp = ceil(W/L)*L + 2r: image
-// pixel (fy, fx) sits at (fy + r, fx + r). Every tap of every lane then reads memory: taps outside
-// the image read 0, so a NaN or Inf mask value there gives NaN as in the reference (0 * NaN), and
-// the lanes of the last pack that run past W read zeros, not a neighbour's pixels.
+// Zero-padded float rows of the features for the k window rows of one low-res row, a ring per
+// thread: [C][k][Wp] with Wp = ceil(W/L)*L + 2r; padded row py = fy + r (fy the feature row) sits
+// in slot py % k, image column fx at r + fx. Every tap of every lane then reads memory: taps
+// outside the image read 0, so a NaN or Inf mask value there gives NaN as in the reference
+// (0 * NaN), and the lanes of the last pack that run past W read zeros, not a neighbour's pixels.
+// Moving down one row refills one slot per channel, just before the rows are read (in cache; a
+// padded copy of all the features cost a pass of its own over memory).
 template <typename T>
-void padFeatures(const T* features, float* padded, const CarafeDims& d, int Hp, int Wp) {
-  const int r = d.radius();
-  const int64_t paddedPlane = int64_t(Hp) * Wp;
-  at::parallel_for(0, int64_t(d.N) * d.C, grainRows(paddedPlane), [&](int64_t begin, int64_t end) {
-    for (int64_t plane = begin; plane < end; ++plane) {
-      float* out = padded + plane * paddedPlane;
-      const T* in = features + plane * d.inPlane();
-      std::fill(out, out + int64_t(r) * Wp, 0.f);
-      for (int fy = 0; fy < d.H; ++fy) {
-        float* row = out + int64_t(fy + r) * Wp;
-        std::fill(row, row + r, 0.f);
-        for (int fx = 0; fx < d.W; ++fx) row[r + fx] = toFloat(in[int64_t(fy) * d.W + fx]);
-        std::fill(row + r + d.W, row + Wp, 0.f);
+class PaddedRows {
+ public:
+  PaddedRows(const T* features, const CarafeDims& d, int Wp)
+      : features_(features), d_(d), Wp_(Wp), rows_(size_t(d.C) * d.kernelSize * Wp) {}
+
+  // Fills the ring with padded rows iy .. iy + k - 1 of image n (feature rows iy - r .. iy + r).
+  void moveTo(int n, int iy) {
+    const int k = d_.kernelSize;
+    const int first = (n == n_ && iy == iy_ + 1) ? iy + k - 1 : iy;
+    for (int py = first; py < iy + k; ++py) fill(n, py);
+    n_ = n;
+    iy_ = iy;
+  }
+  // Offset of padded row py (any channel) from the start of its channel's rows.
+  int64_t rowOffset(int py) const { return int64_t(py % d_.kernelSize) * Wp_; }
+  int64_t channelStride() const { return int64_t(d_.kernelSize) * Wp_; }
+  // &row[channel c, padded row 0 of the ring's order, column x]: add rowOffset(py) for row py.
+  const float* channel(int c, int x) const { return rows_.data() + c * channelStride() + x; }
+
+ private:
+  void fill(int n, int py) {
+    const int r = d_.radius(), fy = py - r;
+    for (int c = 0; c < d_.C; ++c) {
+      float* row = rows_.data() + c * channelStride() + rowOffset(py);
+      if (fy < 0 || fy >= d_.H) {
+        std::fill(row, row + Wp_, 0.f);
+        continue;
       }
-      std::fill(out + int64_t(d.H + r) * Wp, out + paddedPlane, 0.f);
+      const T* in = features_ + ((int64_t(n) * d_.C + c) * d_.H + fy) * d_.W;
+      std::fill(row, row + r, 0.f);
+      for (int fx = 0; fx < d_.W; ++fx) row[r + fx] = toFloat(in[fx]);
+      std::fill(row + r + d_.W, row + Wp_, 0.f);
     }
-  });
-}
+  }
+
+  const T* features_;
+  const CarafeDims& d_;
+  int Wp_;
+  std::vector<float> rows_;
+  int n_ = -1, iy_ = -1;
+};
 
 // Output phases: low-res pixel (iy, ix) feeds the s*s outputs (iy*s + dy, ix*s + dx), phase
 // p = dy*s + dx. A block of PB phases shares every feature load (PB = 4 covers s = 2 whole).
@@ -97,10 +122,12 @@ constexpr int channelBlock() {
 }
 
 // acc[b][p] = sum over the k*k taps of feature (channel b) * mask (phase p), for one pack of L
-// low-res pixels. rows = &padded[c0, iy, ix0] (the top-left tap of lane 0); masks [PB][k*k][L].
+// low-res pixels. rows + tapRows[i] = &padded row iy + i of channel c0 at column ix0 (the tap
+// (i, 0) of lane 0); masks [PB][k*k][L].
 template <int CB, int PB>
 inline __attribute__((always_inline)) void carafeAccumulate(const float* rows,
-                                                           int64_t channelStride, int Wp, int k,
+                                                           const int64_t* tapRows,
+                                                           int64_t channelStride, int k,
                                                            const float* masks,
                                                            FloatPack (&acc)[CB][PB]) {
   const int taps = k * k;
@@ -108,7 +135,7 @@ inline __attribute__((always_inline)) void carafeAccumulate(const float* rows,
     for (int p = 0; p < PB; ++p) acc[b][p] = Pack::splat(0.f);
   }
   for (int i = 0; i < k; ++i) {
-    const float* row = rows + int64_t(i) * Wp;
+    const float* row = rows + tapRows[i];
     for (int j = 0; j < k; ++j) {
       FloatPack m[PB];
       for (int p = 0; p < PB; ++p) m[p] = Pack::load(masks + (int64_t(p) * taps + i * k + j) * L);
@@ -157,31 +184,32 @@ inline void storePhases(const FloatPack (&acc)[PB], int p0, T* outPlane, const C
 
 // Asks for the cache lines of the k window rows (L + 2r floats each) of `count` channels: the
 // next block's, while this one computes (they come from L2; waiting for them cost ~5%).
-inline void prefetchWindows(const float* rows, int count, int64_t channelStride, int Wp, int k) {
+inline void prefetchWindows(const float* rows, const int64_t* tapRows, int count,
+                            int64_t channelStride, int k) {
   constexpr int kLineFloats = 64 / sizeof(float);
   for (int b = 0; b < count; ++b) {
     for (int i = 0; i < k; ++i) {
-      const float* row = rows + b * channelStride + int64_t(i) * Wp;
+      const float* row = rows + b * channelStride + tapRows[i];
       for (int x = 0; x < L + k - 1; x += kLineFloats) __builtin_prefetch(row + x);
       __builtin_prefetch(row + L + k - 2);
     }
   }
 }
 
-template <int CB, int PB, typename T>
-inline void carafeChannels(int c0, int c1, const float* padded, int64_t paddedPlane, int Wp,
+// Channels [c0, c1) in blocks of CB; tapRows[i] = offset of padded row iy + i in the ring.
+template <int CB, int PB, typename T, typename TF>
+inline void carafeChannels(int c0, int c1, const PaddedRows<TF>& padded, const int64_t* tapRows,
                            const float* maskBlock, int p0, T* output, const CarafeDims& d, int n,
                            int iy, int ix0, int valid, bool stream) {
-  const int64_t windowOffset = int64_t(iy) * Wp + ix0;
+  const int64_t channelStride = padded.channelStride();
   for (int c = c0; c + CB <= c1; c += CB) {
     FloatPack acc[CB][PB];
     const int64_t plane = int64_t(n) * d.C + c;
     if (c + 2 * CB <= c1) {
-      prefetchWindows(padded + (plane + CB) * paddedPlane + windowOffset, CB, paddedPlane, Wp,
-                      d.kernelSize);
+      prefetchWindows(padded.channel(c + CB, ix0), tapRows, CB, channelStride, d.kernelSize);
     }
-    carafeAccumulate<CB, PB>(padded + plane * paddedPlane + windowOffset, paddedPlane, Wp,
-                             d.kernelSize, maskBlock, acc);
+    carafeAccumulate<CB, PB>(padded.channel(c, ix0), tapRows, channelStride, d.kernelSize,
+                             maskBlock, acc);
     for (int b = 0; b < CB; ++b) {
       storePhases<PB>(acc[b], p0, output + (plane + b) * d.outPlane(), d, iy, ix0, valid, stream);
     }
@@ -210,14 +238,18 @@ inline void loadMaskPairs(const T* rows, int outW, int taps, int64_t tapStride, 
 
 // Output rows iy*s .. iy*s + s-1 of every channel, for the low-res rows [begin, end) of (n, iy).
 template <int PB, typename T>
-void carafeForwardRows(int64_t begin, int64_t end, const float* padded, int Hp, int Wp,
-                       const T* masks, T* output, const CarafeDims& d, bool stream) {
+void carafeForwardRows(int64_t begin, int64_t end, const T* features, int Wp, const T* masks,
+                       T* output, const CarafeDims& d, bool stream) {
   constexpr int CB = channelBlock<PB>();
   const int s = d.scaleFactor, taps = d.taps(), cpg = d.channelsPerGroup(), outW = d.outW();
-  const int64_t paddedPlane = int64_t(Hp) * Wp, outPlane = d.outPlane();
+  const int64_t outPlane = d.outPlane();
   std::vector<float> maskBlock(static_cast<size_t>(PB) * taps * L);
+  PaddedRows<T> padded(features, d, Wp);
+  std::vector<int64_t> tapRows(d.kernelSize);
   for (int64_t row = begin; row < end; ++row) {
     const int n = int(row / d.H), iy = int(row % d.H);
+    padded.moveTo(n, iy);
+    for (int i = 0; i < d.kernelSize; ++i) tapRows[i] = padded.rowOffset(iy + i);
     for (int g = 0; g < d.groupSize; ++g) {
       const T* groupMasks = masks + (int64_t(n) * d.groupSize + g) * taps * outPlane;
       for (int ix0 = 0; ix0 < d.W; ix0 += L) {
@@ -240,9 +272,9 @@ void carafeForwardRows(int64_t begin, int64_t end, const float* padded, int Hp, 
             }
           }
           const int c0 = g * cpg, c1 = c0 + cpg, blocked = c0 + cpg / CB * CB;
-          carafeChannels<CB, PB>(c0, blocked, padded, paddedPlane, Wp, maskBlock.data(), p0,
+          carafeChannels<CB, PB>(c0, blocked, padded, tapRows.data(), maskBlock.data(), p0,
                                  output, d, n, iy, ix0, valid, stream);
-          carafeChannels<1, PB>(blocked, c1, padded, paddedPlane, Wp, maskBlock.data(), p0,
+          carafeChannels<1, PB>(blocked, c1, padded, tapRows.data(), maskBlock.data(), p0,
                                 output, d, n, iy, ix0, valid, stream);
         }
       }
@@ -256,26 +288,23 @@ void carafeForwardRows(int64_t begin, int64_t end, const float* padded, int Hp, 
 // CARAFE forward on the CPU: one task = the s output rows of low-res row (n, iy), every channel.
 // Lanes are L neighbouring low-res pixels; each computes the PB output phases of its pixel with
 // the k*k mask values loaded once per pixel (into a [phase][tap][lane] block) and reused for all
-// channels of the group, channels innermost in blocks of CB. Features come from a zero-padded
-// float copy, so no tap needs a bounds check.
+// channels of the group, channels innermost in blocks of CB. Features come from zero-padded
+// float rows (PaddedRows), so no tap needs a bounds check.
 template <typename T>
 void carafeForwardCpu(const T* features, const T* masks, T* output, const CarafeDims& d) {
-  const int r = d.radius();
-  const int Hp = d.H + 2 * r, Wp = (d.W + L - 1) / L * L + 2 * r;
-  std::unique_ptr<float[]> padded(new float[size_t(d.N) * d.C * Hp * Wp]);
-  padFeatures(features, padded.get(), d, Hp, Wp);
+  const int Wp = (d.W + L - 1) / L * L + 2 * d.radius();
   const int64_t macsPerRow = int64_t(d.C) * d.outW() * d.scaleFactor * d.taps();
   const bool stream = int64_t(d.N) * d.C * d.outPlane() * int64_t(sizeof(T)) >= kStreamOutputBytes;
   at::parallel_for(0, int64_t(d.N) * d.H, grainRows(macsPerRow), [&](int64_t begin, int64_t end) {
     switch (phaseBlock(d.scaleFactor)) {
       case 4:
-        carafeForwardRows<4>(begin, end, padded.get(), Hp, Wp, masks, output, d, stream);
+        carafeForwardRows<4>(begin, end, features, Wp, masks, output, d, stream);
         break;
       case 3:
-        carafeForwardRows<3>(begin, end, padded.get(), Hp, Wp, masks, output, d, stream);
+        carafeForwardRows<3>(begin, end, features, Wp, masks, output, d, stream);
         break;
       default:
-        carafeForwardRows<1>(begin, end, padded.get(), Hp, Wp, masks, output, d, stream);
+        carafeForwardRows<1>(begin, end, features, Wp, masks, output, d, stream);
     }
   });
 }
