@@ -25,20 +25,23 @@ attn_deploy.ops.benchmark --bodies`` times the bodies side by side): ORT's Trans
 only when it moves one axis (fastest when the moved axis' inner block is one element), and ORT
 merges consecutive Transposes into one general permutation, which ran 10-50x slower than a
 copy. So the GEMM batch is (N, G, H, sy, tile), and its output [N, G, H, sy, tile, T*s, C/G]
-needs one single-axis Transpose (channels out) to be the result. MatMul, Gather and Transpose
-use ORT's threads; Slice, Concat and Pad run on one, and every op's output is a fresh copy
-(Reshape aside, but not in or after an If), so the body keeps copies of full-size tensors few.
-At the CARAFE FPN size (features 1x256x64x64, k=5, G=1, s=2; one thread, CPU time): MatMul
-10.5 ms, output Transpose 4.5, window Gather 3.8, mask band 2.2, the rest 1.5. Slower variants
-measured: windows as k row Slices joined by Concat (the previous body: 6 ms of copies on one
-thread instead of the Gather's 3.8 on all), sy inside the GEMM rows (a second Transpose: 1.2x
-slower kept apart, 2x when ORT merged the two), channels-first windows (C/G as GEMM rows: the
-MatMul takes half the time, but building [C/G, (i, o)] windows costs as much as it saves: a
-Concat of (T+2r)-float pieces 2.5x the Gather, or a Transpose of the windows 1.3x), the MatMul
-with its window operand transposed (FusedMatMul transA: 1.4x slower), T=4, 6, 12 and 16
-(1.05-1.4x slower than T=8). At the CARAFE FPN size ``band`` beat ``shift`` 2.5x (k=3) to 7x
-(k=5, s=4) and the unfold body before it (all k*k taps gathered channels-last, 25x the
-features, then a 7-D Transpose) 4-6x; ``shift`` wins for k=1 only.
+needs one single-axis Transpose (channels out) to be the result. Every op's output is a fresh
+copy (Reshape aside, but not in or after an If), so the body keeps copies of full-size tensors
+few. At the CARAFE FPN size (features 1x256x64x64, k=5, G=1, s=2), per node, one thread (CPU
+time) / two threads: MatMul 10.5 / 5.5 ms, output Transpose 4.5 / 2.3, window Gather 3.8 / 2.3,
+mask band 2.0 / 1.4, features to channels-last and Pad 1.2 / 0.9 (Pad on one thread). The
+MatMul's time is mostly MLAS packing its B operand (the window, once per batch, so twice per
+window: the two sy share it by broadcasting): 512 [16 x 60] @ [60 x 256] products took 7.3 ms,
+with 32 rows 10.2. Slower variants measured: windows as k row Slices joined by Concat (the
+previous body: 6 ms of copies on one thread instead of the Gather's 3.8 on all), sy inside the
+GEMM rows (a second Transpose: 1.2x slower kept apart, 2x when ORT merged the two),
+channels-first windows (C/G as GEMM rows, A is not packed: the MatMul takes half the time, but
+building [C/G, (i, o)] windows costs as much as it saves: a Concat of (T+2r)-float pieces 2.5x
+the Gather, or a Transpose of the windows 1.3x), the MatMul with its window operand transposed
+(FusedMatMul transA: 1.4x slower), T = 4, 6, 12 and 16 (no faster than T = 8, up to 1.4x
+slower). At the CARAFE FPN size ``band`` beat ``shift`` 2.5x (k=3) to 7x (k=5, s=4) and the
+unfold body before it (all k*k taps gathered channels-last, 25x the features, then a 7-D
+Transpose) 4-6x; ``shift`` wins for k=1 only.
 """
 from __future__ import annotations
 
@@ -127,8 +130,9 @@ def _window_indices(b: Body, x: str, wp: str, k: int, tile: int, nt: str) -> str
     taps = b.op("Constant", value=numpy_helper.from_array(
         np.arange(k, dtype=np.int64).reshape(1, 1, k, 1)))
     rows = b.op("Mul", b.op("Add", rows, taps), wp)                # [H, 1, k, 1]
-    starts = b.op("Reshape", b.op("Range", zero, b.op("Squeeze", b.op("Mul", nt, b.ints(tile)), b.ints(0)),
-                                  b.scalar_int(tile)), b.ints(1, -1, 1, 1))
+    width = b.op("Squeeze", b.op("Mul", nt, b.ints(tile)), b.ints(0))  # nt * T
+    starts = b.op("Reshape", b.op("Range", zero, width, b.scalar_int(tile)),
+                  b.ints(1, -1, 1, 1))                             # [1, nt, 1, 1]
     offsets = b.op("Constant", value=numpy_helper.from_array(
         np.arange(length, dtype=np.int64).reshape(1, 1, 1, length)))
     return b.op("Add", rows, b.op("Add", starts, offsets))
