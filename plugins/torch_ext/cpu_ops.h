@@ -35,6 +35,11 @@ inline int64_t crissCrossForwardCpuWorkspace(const CrissCrossDims& d) {
 // Value channels one forward task reads: 32 planes of a 64 x 64 map are 512 KiB, within L2.
 constexpr int kCrissCrossChannelBlock = 32;
 
+// Up to this many value floats (256 KiB) per batch item, the forward computes and uses each
+// group of rows' weights in one task (one parallel region); above, in two passes over the band,
+// the second per block of kCrissCrossChannelBlock channels.
+constexpr int64_t kCrissCrossFusedValueFloats = int64_t(1) << 16;
+
 // workspace: crissCrossBackwardCpuWorkspace(d) floats.
 template <typename T>
 void crissCrossBackwardCpu(const T* gradOut, const T* query, const T* key, const T* value,

@@ -182,31 +182,55 @@ void crissCrossForwardCpu(const T* query, const T* key, const T* value, T* outpu
   const int64_t rows = int64_t(d.N) * d.H;                // pixel rows (n, y) of the batch
   const int64_t band = crissCrossForwardBandRows(d);
   const int blocks = (d.C + kCrissCrossChannelBlock - 1) / kCrissCrossChannelBlock;
+  constexpr int kEnergyRows = 4;
+  // The attention weights [H+W, W] of pixel rows [first, last) of the band starting at r0, in
+  // groups of kEnergyRows rows of one batch item; a group that would straddle an item or the
+  // band's end goes row by row.
+  auto weightsOfRows = [&](int64_t r0, int64_t first, int64_t last) {
+    const int n = int(first / d.H), y0 = int(first % d.H);
+    if (last - first == kEnergyRows && y0 + kEnergyRows <= d.H) {
+      energyRows<kEnergyRows>(query + int64_t(n) * d.Cq * plane, key + int64_t(n) * d.Cq * plane,
+                              d, y0, workspace + (first - r0) * rowBlock, rowBlock);
+      return;
+    }
+    for (int64_t row = first; row < last; ++row) {
+      const int64_t item = row / d.H;
+      energyRows<1>(query + item * d.Cq * plane, key + item * d.Cq * plane, d, int(row % d.H),
+                    workspace + (row - r0) * rowBlock, rowBlock);
+    }
+  };
+  const int64_t energyMacsPerGroup = int64_t(kEnergyRows) * d.W * d.positions() * d.Cq;
+  // Value planes that fit in L2 (the blocks at their default dims): one parallel region, each
+  // group of rows gathers every channel right after its weights.
+  if (int64_t(d.C) * plane <= kCrissCrossFusedValueFloats) {
+    const int64_t gatherMacsPerGroup = int64_t(kEnergyRows) * d.W * d.positions() * d.C;
+    for (int64_t r0 = 0; r0 < rows; r0 += band) {
+      const int64_t r1 = r0 + band < rows ? r0 + band : rows;
+      at::parallel_for(0, (r1 - r0 + kEnergyRows - 1) / kEnergyRows,
+                       grainRows(energyMacsPerGroup + gatherMacsPerGroup),
+                       [&](int64_t begin, int64_t end) {
+        for (int64_t group = begin; group < end; ++group) {
+          const int64_t first = r0 + group * kEnergyRows;
+          const int64_t last = first + kEnergyRows < r1 ? first + kEnergyRows : r1;
+          weightsOfRows(r0, first, last);
+          for (int64_t row = first; row < last; ++row) {
+            const int64_t offset = row / d.H * d.C * plane;
+            gatherChannels(workspace + (row - r0) * rowBlock, d.W, value + offset, d.C,
+                           output + offset, d, int(row % d.H));
+          }
+        }
+      });
+    }
+    return;
+  }
   for (int64_t r0 = 0; r0 < rows; r0 += band) {  // bands of pixel rows, their weights in workspace
     const int64_t r1 = r0 + band < rows ? r0 + band : rows;
-    // Pass 1, per group of kEnergyRows pixel rows of one batch item: their attention weights
-    // [H+W, W] each, kept for pass 2. A group that would straddle an item or the band's end
-    // goes row by row.
-    constexpr int kEnergyRows = 4;
-    const int64_t energyMacsPerGroup = int64_t(kEnergyRows) * d.W * d.positions() * d.Cq;
+    // Pass 1, per group of rows: their attention weights, kept for pass 2.
     at::parallel_for(0, (r1 - r0 + kEnergyRows - 1) / kEnergyRows, grainRows(energyMacsPerGroup),
                      [&](int64_t begin, int64_t end) {
       for (int64_t group = begin; group < end; ++group) {
         const int64_t first = r0 + group * kEnergyRows;
-        const int64_t last = first + kEnergyRows < r1 ? first + kEnergyRows : r1;
-        const int n = int(first / d.H), y0 = int(first % d.H);
-        const T* q = query + int64_t(n) * d.Cq * plane;
-        const T* k = key + int64_t(n) * d.Cq * plane;
-        float* weights = workspace + (first - r0) * rowBlock;
-        if (last - first == kEnergyRows && y0 + kEnergyRows <= d.H) {
-          energyRows<kEnergyRows>(q, k, d, y0, weights, rowBlock);
-          continue;
-        }
-        for (int64_t row = first; row < last; ++row) {
-          const int64_t item = row / d.H;
-          energyRows<1>(query + item * d.Cq * plane, key + item * d.Cq * plane, d,
-                        int(row % d.H), workspace + (row - r0) * rowBlock, rowBlock);
-        }
+        weightsOfRows(r0, first, first + kEnergyRows < r1 ? first + kEnergyRows : r1);
       }
     });
     // Pass 2, per (channel block, pixel row), rows innermost: a thread walks the rows of one

@@ -271,12 +271,13 @@ def test_criss_cross_matches_reference_at_larger_shapes(ext, shape):
                  "cca vs float64 oracle")
 
 
-def test_criss_cross_forward_in_bands_of_rows(ext):
+@pytest.mark.parametrize("channels", [5, 7])  # C*H*W <= 2^16: one pass per row group; above: two
+def test_criss_cross_forward_in_bands_of_rows(ext, channels):
     """The forward keeps the weights of at most 2^21 floats of pixel rows (cpu_ops.h): at 100x100,
     104 rows a band, so bands end inside a batch item and inside a group of 4 rows."""
     from attn_deploy.ops import criss_cross_attention_reference
     q, k = rand(3, 2, 100, 100, seed=52), rand(3, 2, 100, 100, seed=53)
-    v = rand(3, 5, 100, 100, seed=54)
+    v = rand(3, channels, 100, 100, seed=54)
     expected = criss_cross_attention_reference(q.double(), k.double(), v.double())
     assert_close(poisoned(expected, ext.criss_cross_attention_forward, q, k, v), expected, 1e-5,
                  "cca in bands")
