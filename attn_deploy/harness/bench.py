@@ -5,7 +5,11 @@ round), so a noisy, shared machine slows all of them alike and the ratios stay m
 ONNX Runtime sessions are created with thread spinning off
 (``session.intra_op.allow_spinning = "0"``, and inter-op): by default ORT's worker threads
 spin-wait after each run and steal the cores from whichever runtime is timed next (eager times
-measured 7 ms to 580 ms between runs with spinning on).
+measured 7 ms to 580 ms between runs with spinning on). PyTorch's OpenMP workers (GNU libgomp)
+spin the same way after each parallel region, and nothing turns that off from inside the
+process without slowing PyTorch itself, so each timed call follows an untimed settle call of the
+same runner (criss-cross attention at 1x512x64x64 on ORT: 16.4 ms right after a PyTorch call,
+13.7 ms after an ORT call, 14.2 ms after one settle call).
 Cold start (session creation, engine deserialisation) is each runner's activation time,
 reported apart. Memory: on the CPU, the process's resident-set growth over the baseline,
 sampled while the runner is active (one process hosts every runner, so this is an upper
@@ -96,7 +100,8 @@ def bench_runners(name: str, runners: Sequence[Runner], feed: Mapping[str, np.nd
                   warmup: int = 10, repeats: int = 100, min_seconds: float = 0.5,
                   shapes: str = "") -> BenchResult:
     """Activate each runner (cold start timed), warm up, then time ``repeats`` interleaved
-    rounds (more until ``min_seconds`` of rounds have passed)."""
+    rounds (more until ``min_seconds`` of rounds have passed); in a round, each runner's timed
+    call follows an untimed one."""
     from attn_deploy.backends.onnxruntime_runner import OnnxRuntimeRunner
 
     result = BenchResult(name, shapes)
@@ -123,6 +128,8 @@ def bench_runners(name: str, runners: Sequence[Runner], feed: Mapping[str, np.nd
         rounds = 0
         while rounds < repeats or time.perf_counter() - start < min_seconds:
             for r in active:
+                if len(active) > 1:
+                    r.infer(feed, check=False)  # settle: see the module docstring
                 times[r.name].append(r.time_infer(feed))
             rounds += 1
             if rounds >= 20 * repeats:

@@ -179,9 +179,11 @@ def write_report(rows: Sequence[dict], out_dir: str | Path) -> tuple[Path, Path]
 def render_bench_markdown(results, settings: Mapping[str, str]) -> str:
     """One row per block and runtime: median, p90, p99, min, cold start, memory, ratio."""
     lines = ["# attn_deploy latency", "",
-             "Runtimes timed interleaved on the same inputs (one call of each per round), "
-             "ONNX Runtime with thread spinning off (session.intra_op.allow_spinning = 0, and "
-             "inter-op) so that its idle threads do not slow the runtime timed after it; "
+             "Runtimes timed interleaved on the same inputs (one timed call of each per round, "
+             "after an untimed call of the same runtime that lets the previous runtime's idle "
+             "threads, e.g. PyTorch's OpenMP workers, stop spinning), ONNX Runtime with thread "
+             "spinning off (session.intra_op.allow_spinning = 0, and inter-op) so that its idle "
+             "threads do not slow the runtime timed after it; "
              "ratios are against PyTorch eager on the CPU. Memory on the CPU is the process's "
              "resident-set growth while the runner was active (an upper bound per runner).", "",
              "Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()), "",

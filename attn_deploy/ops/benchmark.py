@@ -63,12 +63,17 @@ def _sync(device: torch.device) -> None:
 
 def _time_interleaved(fns: dict[str, Callable], device, repeats: int) -> dict[str, float]:
     """Median seconds per call (and "<name> min"); the candidates alternate so that changes in
-    machine load hit all alike."""
+    machine load hit all alike. Each timed call follows an untimed one of the same candidate:
+    the previous candidate's idle threads (PyTorch's OpenMP workers) spin for a while after it
+    returns and slowed the next call (ORT criss-cross at the deploy size: 16.4 ms after a
+    PyTorch call, 13.7 ms after an ORT call)."""
     for fn in fns.values():
         fn(), fn()
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            if len(fns) > 1:
+                fn()  # settle, untimed
             _sync(device)
             start = time.perf_counter()
             fn()
@@ -294,7 +299,8 @@ def run_deploy(repeats: int, threads: int, bodies: bool = False) -> dict:
 def deploy_markdown(rates, rows: list[dict], repeats: int, threads: int) -> str:
     """The speed table (Markdown): floor, native, reference, ORT per case, with ratios."""
     lines = [f"Measured by `python -m attn_deploy.ops.benchmark --threads {threads}` (medians "
-             f"of {repeats} interleaved rounds, ORT CPU with {threads} threads and spinning off): "
+             f"of {repeats} interleaved rounds, each timed call after an untimed one of the same "
+             f"runtime, ORT CPU with {threads} threads and spinning off): "
              f"{rates.describe()}; floor = max(bytes moved / copy rate, FLOPs / GEMM rate).",
              "",
              "| case | floor | native | reference | ORT (custom node via its local function) | "

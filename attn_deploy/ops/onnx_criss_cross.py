@@ -21,9 +21,9 @@ column layout is made in two single-axis moves that ORT must not fold into one (
 ``_transpose_unfused``), and the self position is masked with an Add: together 15-30% faster
 than the body before them (2x256x97x61; the same at 1x512x64x64, measured interleaved).
 
-Where the time goes at 1x64x64x64 / 1x512x64x64 (ORT profile, 2 threads, quiet machine, 15.5 ms
-in all): the two aggregation MatMuls 45%, the four 8 MiB Transposes (value into the column and
-row layouts, each part back to NCHW) 32%, the final Add 6%, energies and softmax the rest. Tried
+Where the time goes at 1x64x64x64 / 1x512x64x64 (ORT profile, 2 threads, quiet machine, 9.1 ms
+in all): the two aggregation MatMuls 40%, the four 8 MiB Transposes (value into the column and
+row layouts, each part back to NCHW) 35%, the final Add 7%, energies and softmax the rest. Tried
 and no faster: channels-last attention ([N, H, W, W'] @ value [N, H, W', C], one Transpose to
 NCHW at the end, 0-5% slower), the row part as a broadcast MatMul on value in place
 ([N, C, H, 1, W'] @ [N, 1, H, W', W], no Transposes, 2x slower MatMul).

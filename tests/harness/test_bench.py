@@ -55,6 +55,37 @@ def test_bench_takes_each_runners_own_clock_and_memory(se):
     assert (t.memory_mb, t.memory_kind) == (12.5, "device memory")
 
 
+def test_each_timed_call_follows_an_untimed_call_of_the_same_runner(se):
+    """Another runtime's idle threads (PyTorch's OpenMP workers) still spin when its call
+    returns: the call right after it is a settle call, never a timed one."""
+    m, _ = se
+    calls = []
+
+    class Logged(TorchRunner):
+        def infer(self, feed, check=True):
+            calls.append((self.label, "untimed"))
+            return super().infer(feed, check=check)
+
+        def time_infer(self, feed):
+            calls.append((self.label, "timed"))
+            super().infer(feed, check=False)
+            return 1.0
+
+    runners = []
+    for label in ("a", "b"):
+        r = Logged(m, {"x": (torch.float32, ("N", 16, "H", "W"))}, ["y"])
+        r.label, r.name = label, f"torch-{label}"
+        runners.append(r)
+    feed = {"x": np.zeros((1, 16, 4, 4), np.float32)}
+    bench_runners("se", runners, feed, warmup=0, repeats=3, min_seconds=0)
+    timed = [i for i, (_, kind) in enumerate(calls) if kind == "timed"]
+    assert len(timed) == 6
+    assert all(calls[i - 1] == (calls[i][0], "untimed") for i in timed)
+    alone = calls.clear() or bench_runners("se", runners[:1], feed, warmup=0, repeats=3,
+                                           min_seconds=0)
+    assert alone.timings[0].repeats == 3 and [k for _, k in calls] == ["timed"] * 3
+
+
 def test_a_failing_runtime_is_reported_not_fatal(se, tmp_path):
     m, _ = se
     broken = tmp_path / "broken.onnx"
