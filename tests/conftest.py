@@ -1,8 +1,7 @@
-"""Shared fixtures: quiet seeds, a small two-input model, and the one closeness check."""
-
-
-"""Shared fixtures: a scratch folder per test, and quiet seeds."""
+"""Shared fixtures: quiet seeds, a small two-input model, the one closeness check, and the
+reference networks at small widths with trained-looking weights."""
 import importlib
+import types
 
 import pytest
 import torch
@@ -69,3 +68,29 @@ def import_beside(monkeypatch):
         monkeypatch.syspath_prepend(str(folder))
         return importlib.import_module(name)
     return load
+
+
+def _trained(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Weights and BN statistics far from the initialisation (a zero attention gamma and
+    near-uniform CARAFE kernels would leave the attention paths out of the numbers)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+            elif t.is_floating_point():
+                t.copy_(torch.randn(t.shape, generator=g) * (0.5 if t.dim() < 2 else
+                                                             (2.0 / t[0].numel()) ** 0.5))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def small_reference_networks():
+    """``.ccnet`` / ``.fpn``: keyword arguments of ``ccnet_resnet`` / ``fpn_carafe_resnet`` at
+    small widths; ``.trained(model, seed)``: the model with trained-looking weights, in eval."""
+    return types.SimpleNamespace(
+        ccnet={"num_classes": 5, "stem_channels": 8, "base_channels": 8,
+               "stage_blocks": [1, 1, 1, 1], "channels": 16, "aux_channels": 8},
+        fpn={"base_channels": 8, "stage_blocks": [1, 1, 1, 1], "out_channels": 16,
+             "compressed_channels": 8},
+        trained=_trained)

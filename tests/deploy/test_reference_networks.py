@@ -12,7 +12,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from torch import nn
 
 from attn_deploy.cli import main
 from attn_deploy.deploy.recipe import load_recipe
@@ -20,33 +19,14 @@ from attn_deploy.deploy.reference_networks import ccnet_resnet, fpn_carafe, fpn_
 from attn_deploy.errors import AttnDeployError
 
 RECIPES = Path(__file__).resolve().parents[2] / "export"
-SMALL_CCNET = {"num_classes": 5, "stem_channels": 8, "base_channels": 8,
-               "stage_blocks": [1, 1, 1, 1], "channels": 16, "aux_channels": 8}
-SMALL_FPN = {"base_channels": 8, "stage_blocks": [1, 1, 1, 1], "out_channels": 16,
-             "compressed_channels": 8}
-
-
-def _trained(model: nn.Module, seed: int) -> nn.Module:
-    """Weights and BN statistics far from the initialisation (gamma 0 and near-uniform CARAFE
-    kernels would hide the attention paths)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif t.is_floating_point():
-                t.copy_(torch.randn(t.shape, generator=g) * (0.5 if t.dim() < 2 else
-                                                             (2.0 / t[0].numel()) ** 0.5))
-    return model.eval()
-
-
 def _rel(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def test_key_layout_is_mmseg_and_mmdet():
-    cc = ccnet_resnet(**SMALL_CCNET)
+def test_key_layout_is_mmseg_and_mmdet(small_reference_networks):
+    small = small_reference_networks
+    cc = ccnet_resnet(**small.ccnet)
     keys = set(cc.state_dict())
     assert {"backbone.stem.0.weight", "backbone.stem.7.running_var",
             "backbone.layer2.0.downsample.1.weight", "decode_head.convs.0.conv.weight",
@@ -58,7 +38,7 @@ def test_key_layout_is_mmseg_and_mmdet():
     assert cc.backbone.layer3[0].conv1.dilation == (1, 1)
     assert cc.backbone.layer4[0].conv1.dilation == (2, 2)
     assert ccnet_resnet(stage_blocks=(1, 1, 1, 2)).backbone.layer4[1].conv1.dilation == (4, 4)
-    fpn = fpn_carafe_resnet(**SMALL_FPN)
+    fpn = fpn_carafe_resnet(**small.fpn)
     keys = set(fpn.state_dict())
     assert {"backbone.conv1.weight", "backbone.bn1.running_mean",
             "backbone.layer4.0.downsample.0.weight", "neck.lateral_convs.4.conv.weight",
@@ -68,14 +48,15 @@ def test_key_layout_is_mmseg_and_mmdet():
     assert fpn.neck.lateral_convs[4].conv.stride == (2, 2)  # the extra level P6
 
 
-def test_attention_layers_match_mmcv_semantics(lookalikes):
+def test_attention_layers_match_mmcv_semantics(lookalikes, small_reference_networks):
+    small = small_reference_networks
     """The networks' criss-cross and CARAFE steps (attn_deploy's ops) against mmcv's semantics
     written independently (einsum + diagonal mask; unfold), same weights, odd sizes."""
-    cc = _trained(ccnet_resnet(**SMALL_CCNET), 1)
+    cc = small.trained(ccnet_resnet(**small.ccnet), 1)
     ref = copy.deepcopy(cc)
     ref.decode_head.cca = lookalikes.CrissCrossAttention(16)
     ref.decode_head.cca.load_state_dict(cc.decode_head.cca.state_dict())
-    fpn = _trained(fpn_carafe_resnet(**SMALL_FPN), 2)
+    fpn = small.trained(fpn_carafe_resnet(**small.fpn), 2)
     ref_fpn = copy.deepcopy(fpn)
     for i, up in enumerate(fpn.neck.upsample_modules):
         mmcv = lookalikes.CARAFEPack(16, 2, up_kernel=5, compressed_channels=8)
@@ -111,12 +92,14 @@ def _check_export(text, out, custom, trained, shape, capsys):
 
 
 def test_ccnet_from_an_mmengine_checkpoint_through_the_cli(tmp_path, capsys,
-                                                           mmengine_checkpoint):
-    trained = _trained(ccnet_resnet(**SMALL_CCNET), 3)
+                                                           mmengine_checkpoint,
+                                                           small_reference_networks):
+    small = small_reference_networks
+    trained = small.trained(ccnet_resnet(**small.ccnet), 3)
     ckpt = mmengine_checkpoint(tmp_path / "iter_3000.pth", trained.state_dict())
     out = tmp_path / "ccnet.onnx"
     code = main(["export", "--model", "attn_deploy.deploy.reference_networks:ccnet_resnet",
-                 "--kwargs", json.dumps(SMALL_CCNET), "--checkpoint", str(ckpt),
+                 "--kwargs", json.dumps(small.ccnet), "--checkpoint", str(ckpt),
                  "--input", "image:2x3x64x48", "--dynamic", "image:0=N,2=H,3=W",
                  "--shapes", "image:1x3x97x61", "--shapes", "image:2x3x64x48",
                  "--output-names", "logits", "-o", str(out),
@@ -129,13 +112,15 @@ def test_ccnet_from_an_mmengine_checkpoint_through_the_cli(tmp_path, capsys,
     _check_export(text, out, "attn_deploy::CrissCrossAttention", trained, (1, 3, 97, 61), capsys)
 
 
-def test_fpn_recipe_from_an_mmengine_detector_checkpoint(tmp_path, capsys, mmengine_checkpoint):
-    trained = _trained(fpn_carafe_resnet(**SMALL_FPN), 4)
+def test_fpn_recipe_from_an_mmengine_detector_checkpoint(tmp_path, capsys, mmengine_checkpoint,
+                                                        small_reference_networks):
+    small = small_reference_networks
+    trained = small.trained(fpn_carafe_resnet(**small.fpn), 4)
     state = {**trained.state_dict(), "rpn_head.rpn_conv.weight": torch.randn(16, 16, 3, 3),
              "roi_head.bbox_head.fc_cls.bias": torch.randn(81)}  # a detector's heads
     ckpt = mmengine_checkpoint(tmp_path / "epoch_12.pth", state)
     text = (RECIPES / "fpn_carafe_resnet.toml").read_text()
-    kwargs = "kwargs = { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in SMALL_FPN.items())
+    kwargs = "kwargs = { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in small.fpn.items())
     lines = [f'{kwargs} }}\ncheckpoint = "{ckpt}"\nallow_unexpected_keys = true'
              if line.startswith("kwargs =") else line for line in text.splitlines()]
     recipe = tmp_path / "fpn.toml"
@@ -155,14 +140,16 @@ def test_fpn_recipe_from_an_mmengine_detector_checkpoint(tmp_path, capsys, mmeng
         load_recipe(recipe)
 
 
-def test_fpn_without_multiple_is_refused_with_the_multiple_that_exports_it(tmp_path, capsys):
+def test_fpn_without_multiple_is_refused_with_the_multiple_that_exports_it(
+        tmp_path, capsys, small_reference_networks):
+    small = small_reference_networks
     """Issue 16: ``export --model`` of the FPN_CARAFE network without ``--multiple`` froze the
     cropping branch at the example size (a divisibility guard): exit 2, naming the branch's
     line and suggesting ``--multiple H=64,W=64``, with nothing written; the suggested flag
     then exports a file that passes at its alternate shape."""
     out = tmp_path / "fpn.onnx"
     args = ["export", "--model", "attn_deploy.deploy.reference_networks:fpn_carafe_resnet",
-            "--kwargs", json.dumps(SMALL_FPN), "--input", "image:2x3x128x192",
+            "--kwargs", json.dumps(small.fpn), "--input", "image:2x3x128x192",
             "--dynamic", "image:0=N,2=H,3=W", "-o", str(out), "--runtimes", "ort-cpu"]
     assert main(args) == 2
     err = capsys.readouterr().err

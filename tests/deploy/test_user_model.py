@@ -8,8 +8,6 @@ from attn_deploy.deploy.user_model import build_model, resolve_factory
 from attn_deploy.errors import AttnDeployError
 
 FACTORY = "attn_deploy.deploy.reference_networks:ccnet_resnet"
-SMALL = {"num_classes": 5, "stem_channels": 8, "base_channels": 8, "stage_blocks": [1, 1, 1, 1],
-         "channels": 16, "aux_channels": 8}
 
 
 def test_factory_reference_resolves_and_bad_ones_explain():
@@ -27,14 +25,15 @@ def test_factory_reference_resolves_and_bad_ones_explain():
         build_model("torch:zeros", {"size": (2,)})
 
 
-def test_build_model_loads_the_checkpoint(tmp_path):
+def test_build_model_loads_the_checkpoint(tmp_path, small_reference_networks):
+    small = small_reference_networks.ccnet
     torch.manual_seed(1)
-    src, x = build_model(FACTORY, SMALL), torch.randn(2, 3, 24, 24)
+    src, x = build_model(FACTORY, small), torch.randn(2, 3, 24, 24)
     with torch.no_grad():
         src.decode_head.cca.gamma.scale.fill_(0.5)
     torch.save({"state_dict": src.state_dict(), "meta": {"epoch": 3}}, tmp_path / "ckpt.pth")
     torch.manual_seed(2)
-    dst = build_model(FACTORY, SMALL, checkpoint=tmp_path / "ckpt.pth")
+    dst = build_model(FACTORY, small, checkpoint=tmp_path / "ckpt.pth")
     assert not dst.training
     with torch.no_grad():
         assert torch.equal(dst(x), src(x))

@@ -81,8 +81,8 @@ def test_each_timed_call_follows_an_untimed_call_of_the_same_runner(se):
     timed = [i for i, (_, kind) in enumerate(calls) if kind == "timed"]
     assert len(timed) == 6
     assert all(calls[i - 1] == (calls[i][0], "untimed") for i in timed)
-    alone = calls.clear() or bench_runners("se", runners[:1], feed, warmup=0, repeats=3,
-                                           min_seconds=0)
+    calls.clear()  # one runner alone: nothing spins before its calls, no settle calls
+    alone = bench_runners("se", runners[:1], feed, warmup=0, repeats=3, min_seconds=0)
     assert alone.timings[0].repeats == 3 and [k for _, k in calls] == ["timed"] * 3
 
 

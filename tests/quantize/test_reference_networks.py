@@ -12,35 +12,19 @@ import attn_deploy as ad
 from attn_deploy.deploy.reference_networks import ccnet_resnet, fpn_carafe_resnet
 from attn_deploy.quantize import check_qdq_placement, measure_accuracy, quantize_model
 
-NETWORKS = {
-    "ccnet": (ccnet_resnet, {"num_classes": 5, "stem_channels": 8, "base_channels": 8,
-                             "stage_blocks": [1, 1, 1, 1], "channels": 16, "aux_channels": 8},
-              "CrissCrossAttention", {}, (2, 3, 64, 64), [(2, 3, 64, 48), (1, 3, 57, 41)]),
-    "fpn_carafe": (fpn_carafe_resnet, {"base_channels": 8, "stage_blocks": [1, 1, 1, 1],
-                                       "out_channels": 16, "compressed_channels": 8},
-                   "CARAFE", {"H": 64, "W": 64}, (2, 3, 128, 192),
+NETWORKS = {  # factory, its small widths, custom node, multiples, example, validation shapes
+    "ccnet": (ccnet_resnet, "ccnet", "CrissCrossAttention", {}, (2, 3, 64, 64),
+              [(2, 3, 64, 48), (1, 3, 57, 41)]),
+    "fpn_carafe": (fpn_carafe_resnet, "fpn", "CARAFE", {"H": 64, "W": 64}, (2, 3, 128, 192),
                    [(2, 3, 128, 128), (1, 3, 192, 64)]),
 }
 
 
-def _trained(model, seed):
-    """Weights and BN statistics away from the initialisation (a zero attention gamma and
-    near-uniform CARAFE kernels would leave the custom nodes out of the numbers)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif t.is_floating_point():
-                t.copy_(torch.randn(t.shape, generator=g) * (
-                    0.5 if t.dim() < 2 else (2.0 / t[0].numel()) ** 0.5))
-    return model.eval()
-
-
 @pytest.mark.parametrize("name", sorted(NETWORKS))
-def test_reference_network_int8(name, tmp_path):
-    factory, kwargs, custom, multiples, example, shapes = NETWORKS[name]
-    model = _trained(factory(**kwargs), 0)
+def test_reference_network_int8(name, tmp_path, small_reference_networks):
+    factory, widths, custom, multiples, example, shapes = NETWORKS[name]
+    small = small_reference_networks
+    model = small.trained(factory(**getattr(small, widths)), 0)
     with torch.no_grad():
         n_out = len(model(torch.randn(example))) if name == "fpn_carafe" else 1
     outputs = [f"out{i}" for i in range(n_out)]
